@@ -1,0 +1,32 @@
+"""``armfarm eval``: roll out a trained policy and report its return."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from armfarm.cli.common import console, print_json, progress_bar, user_errors
+
+
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="Run directory, checkpoint directory or policy.npz."),
+    env_id: str = typer.Option(..., "--env", help="Gymnasium environment id."),
+    episodes: int = typer.Option(10, "--episodes", min=1, help="Evaluation episodes."),
+    seed: int = typer.Option(10_000, "--seed", help="Episode i is reset with seed + i."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
+) -> None:
+    """Mean and std return of the policy in RUN_DIR, with the D4RL-normalised score where defined."""
+    from armfarm.envs.behavior import resolve_policy_path
+    from armfarm.evaluate.rollouts import evaluate_policy
+    from armfarm.policy import NumpyPolicy
+
+    with user_errors(), progress_bar() as bar:
+        policy = NumpyPolicy.load(resolve_policy_path(run_dir))
+        task = bar.add_task("evaluating", total=episodes, info=env_id)
+        result = evaluate_policy(policy, env_id, episodes=episodes, seed=seed, progress=lambda: bar.advance(task))
+    if as_json:
+        print_json(result.to_json())
+        return
+    normalized = "" if result.normalized is None else f", normalized {result.normalized:.1f}"
+    console.print(f"{env_id}: return {result.return_mean:.2f} ± {result.return_std:.2f} over {episodes} episodes{normalized}")

@@ -1,0 +1,32 @@
+"""The ``armfarm`` command line: one module per verb, each a thin shell over a library function."""
+
+from __future__ import annotations
+
+import typer
+
+from armfarm import __version__
+from armfarm.cli import data
+from armfarm.cli.collect import collect
+from armfarm.cli.demo import demo
+from armfarm.cli.evaluate import evaluate
+from armfarm.cli.train import train
+
+app = typer.Typer(
+    help="armfarm: collect robot experience into a durable store and learn policies with offline RL.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.command("collect")(collect)
+app.command("train")(train)
+app.command("eval")(evaluate)
+app.command("demo")(demo)
+
+
+@app.command("version")
+def version() -> None:
+    """Print the armfarm version."""
+    print(__version__)
+
+
+if __name__ == "__main__":
+    app()

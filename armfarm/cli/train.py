@@ -1,0 +1,59 @@
+"""``armfarm train``: learn a policy from a store with an offline RL algorithm."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from armfarm.cli.common import console, progress_bar, user_errors
+from armfarm.train import DEFAULT_STEPS, DEFAULT_STEPS_PER_CALL
+
+
+def _parse_overrides(pairs: list[str]) -> dict:
+    overrides = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        overrides[key.strip()] = value.strip()
+    return overrides
+
+
+def train(
+    algo: str = typer.Argument(..., help="Algorithm: bc, cql, iql or td3bc."),
+    store: Path = typer.Argument(..., help="Episode store to learn from."),
+    out: Path = typer.Option(..., "--out", help="Run directory (config, metrics.csv, tb/, checkpoints/, summary.json)."),
+    steps: int = typer.Option(DEFAULT_STEPS, "--steps", min=1, help="Gradient steps."),
+    seed: int = typer.Option(0, "--seed", help="Seed for initialisation and batch sampling."),
+    env_id: str = typer.Option(None, "--env", help="Evaluate in this Gymnasium env during and after training."),
+    eval_episodes: int = typer.Option(10, "--eval-episodes", min=1, help="Episodes per evaluation."),
+    eval_every: int = typer.Option(None, "--eval-every", min=1, help="Gradient steps between evaluations."),
+    steps_per_call: int = typer.Option(DEFAULT_STEPS_PER_CALL, "--steps-per-call", min=1,
+                                       help="Gradient steps fused into one compiled call."),
+    overrides: list[str] = typer.Option([], "--set", help="Config override KEY=VALUE (repeatable), e.g. --set expectile=0.9"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out."),
+) -> None:
+    """Train ALGO on STORE for --steps gradient steps and write a run directory."""
+    from armfarm.train import train as run_train
+
+    with user_errors(), progress_bar() as bar:
+        task = bar.add_task(f"train {algo}", total=steps, info="")
+        summary = run_train(
+            algo, store, out, steps=steps, seed=seed, env_id=env_id, eval_episodes=eval_episodes,
+            eval_every=eval_every, steps_per_call=steps_per_call, config_overrides=_parse_overrides(overrides),
+            resume=resume,
+            on_progress=lambda step, m: bar.update(task, completed=step, info=_brief(m)),
+            on_eval=lambda step, r: bar.console.print(
+                f"step {step}: eval return {r.return_mean:.1f} ± {r.return_std:.1f}"
+                + (f" (normalized {r.normalized:.1f})" if r.normalized is not None else "")),
+        )
+    line = f"{summary['algo']}: {summary['steps']} steps in {summary['seconds']:.0f}s ({summary['grad_steps_per_s']} steps/s)"
+    if "eval" in summary:
+        line += f", return {summary['eval']['return_mean']:.1f} ± {summary['eval']['return_std']:.1f}"
+    console.print(line + f"; run dir {out}")
+
+
+def _brief(metrics: dict) -> str:
+    keys = [k for k in metrics if "loss" in k][:2]
+    return " ".join(f"{k} {metrics[k]:.3g}" for k in keys)

@@ -1,0 +1,140 @@
+"""Parallel collectors: worker processes run a behaviour in an environment and write to a store.
+
+Episode ``i`` (0-based) is reset with seed ``seed + i`` and its action noise is drawn from
+``default_rng([seed, i])``, so the collected data does not depend on how episodes are spread
+across workers. Each worker writes its episodes to the store in batches; a batch is durable
+(and counted as collected) once :meth:`EpisodeStore.write` returns.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from armfarm import __version__
+from armfarm.data import Episode, EpisodeStore
+from armfarm.envs.behavior import BehaviorSpec, make_behavior
+from armfarm.envs.registry import make_env
+from armfarm.envs.rollout import rollout_episode
+
+_FLUSH_TRANSITIONS = 20_000
+_FLUSH_EPISODES = 32
+
+
+@dataclass(frozen=True)
+class CollectReport:
+    """What a collection run wrote."""
+
+    episodes: int
+    transitions: int
+    return_mean: float
+    return_std: float
+
+
+def _worker(
+    worker: int, workers: int, env_id: str, store_path: str, spec: BehaviorSpec,
+    episodes: int, seed: int, collector_id: str, results: mp.Queue,
+) -> None:
+    """Collect episodes ``worker, worker + workers, ...`` and write them in durable batches."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        env = make_env(env_id)
+        behavior = make_behavior(spec, env)
+        store = EpisodeStore(store_path)
+        pending: list[Episode] = []
+
+        def flush() -> None:
+            if pending:
+                store.write(pending)
+                results.put(("done", [(len(e.actions), e.episode_return) for e in pending]))
+                pending.clear()
+
+        for index in range(worker, episodes, workers):
+            behavior.reset(np.random.default_rng([seed, index]))
+            data = rollout_episode(env, behavior, seed=seed + index)
+            pending.append(
+                Episode(
+                    **data, collector_id=f"{collector_id}-{worker}", policy_id=behavior.policy_id,
+                    env_id=env_id, seed=seed + index,
+                )
+            )
+            if len(pending) >= _FLUSH_EPISODES or sum(len(e.actions) for e in pending) >= _FLUSH_TRANSITIONS:
+                flush()
+        flush()
+        env.close()
+        results.put(("exit", worker))
+    except BaseException as exc:  # report to the parent, which raises with the worker's message
+        results.put(("error", f"collector {worker}: {type(exc).__name__}: {exc}"))
+
+
+def collect(
+    env_id: str,
+    store_path: str | Path,
+    spec: BehaviorSpec,
+    episodes: int,
+    workers: int = 1,
+    seed: int = 0,
+    collector_id: str = "collector",
+    on_progress: Callable[[int], None] | None = None,
+) -> CollectReport:
+    """Collect ``episodes`` episodes of ``spec`` in ``env_id`` with ``workers`` processes.
+
+    The store is created if it does not exist. ``on_progress(n)`` is called as batches of ``n``
+    episodes become durable. Raises ``RuntimeError`` naming the worker if any worker fails;
+    batches written before the failure stay in the store.
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    make_env(env_id).close()  # fail fast, in this process, on an unknown id
+    store = EpisodeStore(store_path, create=True)
+    if not store.provenance.get("collection"):
+        store.set_provenance(
+            {"collection": {"env_id": env_id, "behavior": spec.policy, "noise": spec.noise,
+                            "good_fraction": spec.good_fraction, "seed": seed, "armfarm_version": __version__}}
+        )
+    workers = min(workers, episodes)
+    context = mp.get_context("spawn")
+    results = context.Queue()
+    args = (workers, env_id, str(store_path), spec, episodes, seed, collector_id, results)
+    processes = [context.Process(target=_worker, args=(w, *args), daemon=True) for w in range(workers)]
+    for process in processes:
+        process.start()
+    lengths, returns, finished, errors = [], [], 0, []
+    try:
+        while finished < workers:
+            try:
+                kind, payload = results.get(timeout=1.0)
+            except queue.Empty:
+                if not any(p.is_alive() for p in processes) and results.empty():
+                    errors.append("a collector process died without reporting (killed?)")
+                    break
+                continue
+            if kind == "done":
+                lengths += [n for n, _ in payload]
+                returns += [r for _, r in payload]
+                if on_progress is not None:
+                    on_progress(len(payload))
+            elif kind == "exit":
+                finished += 1
+            else:
+                errors.append(payload)
+                finished += 1
+    finally:
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    return CollectReport(
+        episodes=len(lengths), transitions=int(sum(lengths)),
+        return_mean=float(np.mean(returns)), return_std=float(np.std(returns)),
+    )

@@ -1,0 +1,44 @@
+"""Running one episode of a Gymnasium environment and recording it step by step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+
+
+def _stack(observations: list):
+    if isinstance(observations[0], dict):
+        return {key: np.stack([o[key] for o in observations]) for key in observations[0]}
+    return np.stack(observations)
+
+
+def rollout_episode(env: gym.Env, act: Callable, seed: int | None, max_steps: int | None = None) -> dict:
+    """Run ``act`` in ``env`` from ``reset(seed=seed)`` until it terminates or is truncated.
+
+    Returns a dict with ``observations`` (T+1 rows, or a dict of such arrays), ``actions`` (T),
+    ``rewards``, ``terminated`` and ``truncated`` (T). ``max_steps`` cuts the episode early and
+    marks its last step truncated.
+    """
+    obs, _ = env.reset(seed=seed)
+    observations, actions, rewards, terminated, truncated = [obs], [], [], [], []
+    while True:
+        action = np.asarray(act(obs), dtype=np.float32)
+        obs, reward, term, trunc, _ = env.step(action)
+        if max_steps is not None and len(actions) + 1 >= max_steps:
+            trunc = True
+        observations.append(obs)
+        actions.append(action)
+        rewards.append(float(reward))
+        terminated.append(bool(term))
+        truncated.append(bool(trunc) and not term)
+        if term or trunc:
+            break
+    return {
+        "observations": _stack(observations),
+        "actions": np.stack(actions).astype(np.float32),
+        "rewards": np.asarray(rewards, dtype=np.float32),
+        "terminated": np.asarray(terminated, dtype=bool),
+        "truncated": np.asarray(truncated, dtype=bool),
+    }

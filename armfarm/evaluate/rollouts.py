@@ -1,0 +1,60 @@
+"""Evaluating a policy by rollouts in a Gymnasium environment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from armfarm.envs.registry import make_env
+from armfarm.envs.rollout import rollout_episode
+from armfarm.evaluate.scores import normalized_score
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Returns of ``episodes`` evaluation rollouts, with the D4RL-normalised mean where defined."""
+
+    env_id: str
+    episodes: int
+    return_mean: float
+    return_std: float
+    normalized: float | None
+    returns: list[float]
+    lengths: list[int]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def evaluate_policy(
+    policy: Callable, env_id: str, episodes: int = 10, seed: int = 0, progress: Callable | None = None
+) -> EvalResult:
+    """Roll out ``policy`` (obs -> action) for ``episodes`` episodes seeded ``seed, seed+1, ...``.
+
+    ``progress`` is called once per finished episode (e.g. to advance a progress bar).
+    """
+    if episodes < 1:
+        raise ValueError(f"episodes must be >= 1, got {episodes}")
+    env = make_env(env_id)
+    returns, lengths = [], []
+    try:
+        for i in range(episodes):
+            episode = rollout_episode(env, policy, seed=seed + i)
+            returns.append(float(episode["rewards"].sum()))
+            lengths.append(len(episode["actions"]))
+            if progress is not None:
+                progress()
+    finally:
+        env.close()
+    mean = float(np.mean(returns))
+    return EvalResult(
+        env_id=env_id,
+        episodes=episodes,
+        return_mean=mean,
+        return_std=float(np.std(returns)),
+        normalized=normalized_score(env_id, mean),
+        returns=returns,
+        lengths=lengths,
+    )
