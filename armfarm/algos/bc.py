@@ -1,0 +1,76 @@
+"""Behaviour cloning: regress the dataset's actions with a deterministic tanh MLP.
+
+Pomerleau 1991 ("Efficient Training of Artificial Neural Networks for Autonomous Navigation"), in the
+form of the BC baseline of TD3+BC (Fujimoto & Gu 2021, Sec. 5): states standardised, a 256-256 ReLU
+network with a tanh output, Adam at 3e-4, batch 256, and the mean-squared error
+
+    L(phi) = E_{(s, a) ~ D} [ (pi_phi(s) - a)^2 ]                                  (BC loss)
+
+with actions mapped to [-1, 1]. The loss averages over batch and action dimensions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from armfarm.algos.common import (
+    AgentState,
+    ConfigBase,
+    DatasetStats,
+    apply_optimizer,
+    make_norm,
+    mlp_policy,
+    preprocess,
+)
+from armfarm.nets.mlp import init_mlp, mlp_apply
+from armfarm.policy import NumpyPolicy
+
+NAME = "bc"
+
+
+@dataclasses.dataclass(frozen=True)
+class BCConfig(ConfigBase):
+    """Behaviour cloning hyperparameters (defaults: TD3+BC's BC baseline)."""
+
+    hidden: tuple[int, ...] = (256, 256)
+    batch_size: int = 256
+    lr: float = 3e-4
+    normalize_obs: bool = True
+    init: str = "torch"
+
+
+def _optimizer(config: BCConfig) -> optax.GradientTransformation:
+    return optax.adam(config.lr)
+
+
+def init(config: BCConfig, stats: DatasetStats, seed: int) -> AgentState:
+    key, k_actor = jax.random.split(jax.random.PRNGKey(seed))
+    params = init_mlp(k_actor, (stats.obs_dim, *config.hidden, stats.act_dim), config.init)
+    return {
+        "step": jnp.zeros((), jnp.int32),
+        "key": key,
+        "norm": make_norm(stats),
+        "actor": {"params": params, "opt": _optimizer(config).init(params)},
+    }
+
+
+def update(config: BCConfig, state: AgentState, batch: dict) -> tuple[AgentState, dict[str, jax.Array]]:
+    """One gradient step on the BC loss. Pure; jit-able."""
+    b = preprocess(state, batch, config.normalize_obs)
+
+    def loss_fn(params):
+        pred = mlp_apply(params, b["observations"], final_activation=jnp.tanh)
+        return jnp.mean(jnp.square(pred - b["actions"]))
+
+    loss, grads = jax.value_and_grad(loss_fn)(state["actor"]["params"])
+    params, opt_state = apply_optimizer(_optimizer(config), state["actor"]["params"], state["actor"]["opt"], grads)
+    new_state = {**state, "step": state["step"] + 1, "actor": {"params": params, "opt": opt_state}}
+    return new_state, {"bc_loss": loss}
+
+
+def export_policy(config: BCConfig, state: AgentState) -> NumpyPolicy:
+    return mlp_policy(NAME, state["actor"]["params"], state, config.normalize_obs)

@@ -1,0 +1,196 @@
+"""IQL: Implicit Q-Learning.
+
+Kostrikov, Nair & Levine 2021, "Offline Reinforcement Learning with Implicit Q-Learning" (ICLR 2022).
+IQL never queries Q at actions outside the dataset. A state value V_psi is fit to an upper expectile of
+the target critics' values over dataset actions,
+
+    L_V(psi) = E_{(s,a)~D}[ L_2^tau( min_i Q_{theta'_i}(s, a) - V_psi(s) ) ],
+    L_2^tau(u) = |tau - 1(u < 0)| u^2                                              (Eq. 5)
+
+the twin critics regress onto a SARSA-style target that bootstraps from V,
+
+    L_Q(theta) = E_{(s,a,s')~D}[ (r + gamma (1 - d) V_psi(s') - Q_theta(s, a))^2 ]    (Eq. 6)
+
+and the policy is extracted by advantage-weighted regression,
+
+    L_pi(phi) = -E_{(s,a)~D}[ exp(beta (min_i Q_{theta'_i}(s,a) - V_psi(s))) log pi_phi(a|s) ]  (Eq. 7)
+
+with the exponentiated advantage clipped at ``exp_adv_max`` (100 in the reference code). Target critics
+follow by Polyak averaging with rate ``tau``. With ``normalize_reward`` (the paper's locomotion
+setting) rewards are multiplied by ``1000 / (max episode return - min episode return)``.
+
+Policy (``policy=``): ``"gaussian"`` (default, the paper's): mean ``tanh(f(s))`` and a state-independent
+log-std clipped to [-5, 2]; ``log pi(a|s)`` is a Gaussian log-density. ``"deterministic"`` (as in CORL's
+deterministic IQL): ``-log pi(a|s)`` is replaced by ``||tanh(f(s)) - a||^2``. Either way the exported
+policy is ``tanh(f(s))``. ``actor_lr_schedule="cosine"`` decays the actor learning rate to 0 over
+``max_steps`` (reference code); ``"constant"`` keeps it fixed.
+
+Implementation: the three losses are computed from the same pre-update parameters (as in CORL; the
+reference code refits V first and uses the new V in Eqs. 6-7) and differentiated in one backward pass;
+the parameter groups are disjoint, so this equals three separate gradient steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from armfarm.algos.common import (
+    AgentState,
+    ConfigBase,
+    DatasetStats,
+    apply_optimizer,
+    make_norm,
+    mlp_policy,
+    polyak,
+    preprocess,
+)
+from armfarm.nets.mlp import critic_ensemble_apply, init_critic_ensemble, init_mlp, mlp_apply
+from armfarm.policy import NumpyPolicy
+
+NAME = "iql"
+_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+@dataclasses.dataclass(frozen=True)
+class IQLConfig(ConfigBase):
+    """IQL hyperparameters (defaults: Kostrikov et al. 2021, MuJoCo locomotion)."""
+
+    hidden: tuple[int, ...] = (256, 256)
+    batch_size: int = 256
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    value_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    expectile: float = 0.7
+    temperature: float = 3.0
+    exp_adv_max: float = 100.0
+    policy: str = "gaussian"
+    log_std_min: float = -5.0
+    log_std_max: float = 2.0
+    actor_lr_schedule: str = "cosine"
+    max_steps: int = 1_000_000
+    normalize_reward: bool = True
+    normalize_obs: bool = False
+    init: str = "orthogonal"
+
+    def _validate(self) -> None:
+        if not 0.0 < self.expectile < 1.0:
+            raise ValueError("expectile must be in (0, 1)")
+        if self.temperature < 0 or self.exp_adv_max <= 0:
+            raise ValueError("temperature must be >= 0 and exp_adv_max > 0")
+        if self.policy not in ("gaussian", "deterministic"):
+            raise ValueError(f"policy must be 'gaussian' or 'deterministic', got {self.policy!r}")
+        if self.actor_lr_schedule not in ("cosine", "constant"):
+            raise ValueError(f"actor_lr_schedule must be 'cosine' or 'constant', got {self.actor_lr_schedule!r}")
+        if self.max_steps < 1:
+            raise ValueError("max_steps must be >= 1")
+
+
+def _actor_opt(config: IQLConfig) -> optax.GradientTransformation:
+    if config.actor_lr_schedule == "cosine":
+        return optax.adam(optax.cosine_decay_schedule(config.actor_lr, config.max_steps))
+    return optax.adam(config.actor_lr)
+
+
+def _critic_opt(config: IQLConfig) -> optax.GradientTransformation:
+    return optax.adam(config.critic_lr)
+
+
+def _value_opt(config: IQLConfig) -> optax.GradientTransformation:
+    return optax.adam(config.value_lr)
+
+
+def reward_scale(config: IQLConfig, stats: DatasetStats) -> float:
+    """``1000 / return_range`` when ``normalize_reward`` (1.0 if the range is unknown or zero)."""
+    if not config.normalize_reward:
+        return 1.0
+    if stats.return_range is None or not stats.return_range > 0:
+        warnings.warn("IQL normalize_reward: dataset return range unknown or zero; rewards left unscaled", stacklevel=3)
+        return 1.0
+    return 1000.0 / stats.return_range
+
+
+def expectile_loss(diff: jax.Array, expectile: float) -> jax.Array:
+    """``L_2^tau(u) = |tau - 1(u < 0)| u^2`` (Eq. 5), elementwise."""
+    weight = jnp.where(diff < 0, 1.0 - expectile, expectile)
+    return weight * jnp.square(diff)
+
+
+def init(config: IQLConfig, stats: DatasetStats, seed: int) -> AgentState:
+    key, k_actor, k_critic, k_value = jax.random.split(jax.random.PRNGKey(seed), 4)
+    actor = {"net": init_mlp(k_actor, (stats.obs_dim, *config.hidden, stats.act_dim), config.init)}
+    if config.policy == "gaussian":
+        actor["log_std"] = jnp.zeros((stats.act_dim,), jnp.float32)
+    critic = init_critic_ensemble(k_critic, 2, stats.obs_dim, stats.act_dim, config.hidden, config.init)
+    value = init_mlp(k_value, (stats.obs_dim, *config.hidden, 1), config.init)
+    return {
+        "step": jnp.zeros((), jnp.int32),
+        "key": key,
+        "norm": make_norm(stats, reward_scale(config, stats)),
+        "actor": {"params": actor, "opt": _actor_opt(config).init(actor)},
+        "critic": {"params": critic, "target": critic, "opt": _critic_opt(config).init(critic)},
+        "value": {"params": value, "opt": _value_opt(config).init(value)},
+    }
+
+
+def value_fn(params, obs: jax.Array) -> jax.Array:
+    return mlp_apply(params, obs)[..., 0]
+
+
+def update(config: IQLConfig, state: AgentState, batch: dict) -> tuple[AgentState, dict[str, jax.Array]]:
+    """One IQL step on Eqs. 5-7 and a target-critic Polyak update. Pure; jit-able."""
+    b = preprocess(state, batch, config.normalize_obs)
+    obs, act = b["observations"], b["actions"]
+    critic = state["critic"]
+    target_q = jnp.min(critic_ensemble_apply(critic["target"], obs, act), axis=0)  # [B]
+    next_v = value_fn(state["value"]["params"], b["next_observations"])
+    y = b["rewards"] + config.gamma * (1.0 - b["terminals"]) * next_v
+
+    def loss_fn(params):
+        v = value_fn(params["value"], obs)
+        adv = target_q - v
+        value_loss = jnp.mean(expectile_loss(adv, config.expectile))  # Eq. 5
+
+        q = critic_ensemble_apply(params["critic"], obs, act)  # [2, B]
+        q_loss = jnp.mean(jnp.sum(jnp.square(q - y), axis=0))  # Eq. 6, both critics
+
+        exp_adv = jnp.minimum(jnp.exp(config.temperature * jax.lax.stop_gradient(adv)), config.exp_adv_max)
+        mean = jnp.tanh(mlp_apply(params["actor"]["net"], obs))
+        if config.policy == "gaussian":
+            log_std = jnp.clip(params["actor"]["log_std"], config.log_std_min, config.log_std_max)
+            z = (act - mean) * jnp.exp(-log_std)
+            log_prob = jnp.sum(-0.5 * jnp.square(z) - log_std - _HALF_LOG_2PI, axis=-1)
+            actor_loss = -jnp.mean(exp_adv * log_prob)  # Eq. 7
+        else:
+            actor_loss = jnp.mean(exp_adv * jnp.sum(jnp.square(mean - act), axis=-1))
+        total = value_loss + q_loss + actor_loss
+        aux = {"value_loss": value_loss, "critic_loss": q_loss, "actor_loss": actor_loss,
+               "v_mean": jnp.mean(v), "q_mean": jnp.mean(q), "adv_mean": jnp.mean(adv)}
+        return total, aux
+
+    params = {"actor": state["actor"]["params"], "critic": critic["params"], "value": state["value"]["params"]}
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    actor_params, actor_opt = apply_optimizer(_actor_opt(config), params["actor"], state["actor"]["opt"], grads["actor"])
+    critic_params, critic_opt = apply_optimizer(_critic_opt(config), params["critic"], critic["opt"], grads["critic"])
+    value_params, value_opt = apply_optimizer(_value_opt(config), params["value"], state["value"]["opt"], grads["value"])
+    new_state = {
+        "step": state["step"] + 1,
+        "key": state["key"],
+        "norm": state["norm"],
+        "actor": {"params": actor_params, "opt": actor_opt},
+        "critic": {"params": critic_params, "target": polyak(critic["target"], critic_params, config.tau),
+                   "opt": critic_opt},
+        "value": {"params": value_params, "opt": value_opt},
+    }
+    return new_state, metrics
+
+
+def export_policy(config: IQLConfig, state: AgentState) -> NumpyPolicy:
+    return mlp_policy(NAME, state["actor"]["params"]["net"], state, config.normalize_obs)

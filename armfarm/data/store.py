@@ -1,0 +1,689 @@
+"""The episode store: immutable Arrow shards plus a SQLite index, safe for many writer processes.
+
+On disk (see ``docs/design.md``)::
+
+    STORE/
+      store.json           {"format": "armfarm-episode-store", "schema_version": 1, "created_at": ...}
+      index.sqlite         WAL mode; tables meta, spec, shards, episodes
+      shards/<uuid>.arrow  immutable Arrow IPC files (see armfarm.data.shards)
+      tmp/                 files being written; never read
+
+A write puts each new shard in ``tmp/`` and fsyncs it, registers it as *pending* in the ``shards``
+table, renames it into ``shards/`` and fsyncs the directory, then inserts the episode rows and marks
+the shard *committed* in one SQLite transaction. Only indexed episodes exist, so a crash at any
+point leaves whole episodes or nothing; the leftovers of an interrupted write (a file in ``tmp/``, or
+a pending shard) are harmless, and ``check_store`` reports them as warnings. SQLite serialises
+writers across processes; a snapshot (the list of episode rows at one moment) stays readable
+forever, because shards never change once renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from armfarm.data.errors import DataError
+from armfarm.data.schema import SCHEMA_VERSION, Episode, StoreSpec, utc_now_iso
+from armfarm.data.shards import (
+    SHARD_SUFFIX,
+    ShardReader,
+    build_table,
+    fsync_path,
+    plan_shards,
+    write_shard,
+)
+
+STORE_FORMAT = "armfarm-episode-store"
+STORE_FILE = "store.json"
+INDEX_FILE = "index.sqlite"
+SHARDS_DIR = "shards"
+TMP_DIR = "tmp"
+BUSY_TIMEOUT_S = 600.0  # writers wait this long for the SQLite write lock before failing
+_SQL_CHUNK = 500  # ids per "IN (...)" query, below SQLite's parameter limit
+
+_SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS spec (id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS shards (
+    name TEXT PRIMARY KEY,
+    rows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'committed')),
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS episodes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    episode_id TEXT NOT NULL UNIQUE,
+    shard TEXT NOT NULL REFERENCES shards(name),
+    row_offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    "return" REAL NOT NULL,
+    terminated INTEGER NOT NULL,
+    collector_id TEXT NOT NULL,
+    policy_id TEXT NOT NULL,
+    env_id TEXT NOT NULL,
+    seed TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS episodes_by_shard ON episodes (shard, row_offset);
+"""
+# ``seed`` is TEXT because Gymnasium/Minari seeds may exceed SQLite's signed 64-bit integers.
+
+_INSERT_COLUMNS = 'episode_id, shard, row_offset, length, "return", terminated, collector_id, policy_id, env_id, seed, created_at'
+_RECORD_COLUMNS = _INSERT_COLUMNS + ", seq"
+_KNOWN_ENTRIES = {
+    STORE_FILE,
+    INDEX_FILE,
+    f"{INDEX_FILE}-wal",
+    f"{INDEX_FILE}-shm",
+    f"{INDEX_FILE}-journal",
+    SHARDS_DIR,
+    TMP_DIR,
+}
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """One row of the episode index: where an episode lives and what it is.
+
+    The episode occupies rows ``row_offset .. row_offset + length`` (inclusive, ``length + 1`` rows)
+    of shard file ``shards/<shard>``. ``seq`` orders episodes by commit.
+    """
+
+    episode_id: str
+    shard: str
+    row_offset: int
+    length: int
+    episode_return: float
+    terminated: bool
+    collector_id: str
+    policy_id: str
+    env_id: str
+    seed: int | None
+    created_at: str
+    seq: int
+
+    @classmethod
+    def from_row(cls, row: Sequence) -> EpisodeRecord:
+        (episode_id, shard, offset, length, ret, terminated, collector, policy, env, seed, created, seq) = row
+        return cls(
+            episode_id,
+            shard,
+            int(offset),
+            int(length),
+            float(ret),
+            bool(terminated),
+            collector,
+            policy,
+            env,
+            None if seed is None else int(seed),
+            created,
+            int(seq),
+        )
+
+
+@dataclass(frozen=True)
+class ShardRecord:
+    """One row of the shard table. ``status`` is ``"pending"`` until its episodes are committed."""
+
+    name: str
+    rows: int
+    bytes: int
+    sha256: str
+    status: str
+    created_at: str
+
+
+class _DuplicateRace(Exception):
+    """Another writer committed some of our episode ids after we checked; carries those ids."""
+
+    def __init__(self, ids: set[str]):
+        super().__init__(sorted(ids))
+        self.ids = ids
+
+
+class EpisodeStore:
+    """A directory of episodes that many processes can append to and read concurrently.
+
+    Args:
+        path: the store directory.
+        create: create the store if it does not exist (an existing store is simply opened).
+        spec: bind this spec now instead of on the first write (e.g. ``StoreSpec.from_gymnasium``,
+            which also records action bounds). An existing store must have the same layout.
+
+    Raises:
+        DataError: ``path`` is not a store (or cannot become one), or ``spec`` conflicts with it.
+
+    The object holds no open handles (each call connects to the index), so it can be pickled and
+    used from any process or thread.
+    """
+
+    def __init__(self, path: str | os.PathLike, create: bool = False, spec: StoreSpec | None = None):
+        self.path = Path(path)
+        if create:
+            self._create()
+        self._check_layout()
+        if spec is not None:
+            self._bind_spec(spec)
+
+    def __repr__(self) -> str:
+        return f"EpisodeStore({str(self.path)!r})"
+
+    # -- opening --------------------------------------------------------------------------------
+
+    def _create(self) -> None:
+        if self.path.exists() and not self.path.is_dir():
+            raise DataError("exists and is not a directory", path=self.path, hint="choose another store path")
+        if (self.path / STORE_FILE).exists():
+            return
+        if self.path.is_dir():
+            unknown = sorted(set(os.listdir(self.path)) - _KNOWN_ENTRIES)
+            if unknown:
+                raise DataError(
+                    f"is a non-empty directory that is not an episode store (contains {unknown[:3]})",
+                    path=self.path,
+                    hint="create the store in an empty or new directory",
+                )
+        (self.path / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
+        (self.path / TMP_DIR).mkdir(exist_ok=True)
+        con = self._connect()
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA_SQL.split(";"):
+                if statement.strip():
+                    con.execute(statement)
+            created_at = utc_now_iso()
+            con.executemany(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                [("schema_version", str(SCHEMA_VERSION)), ("provenance", "{}"), ("created_at", created_at)],
+            )
+            con.execute("COMMIT")
+        finally:
+            con.close()
+        # store.json last and atomically (link fails if another creator won): its presence means
+        # the index is ready.
+        header = {"format": STORE_FORMAT, "schema_version": SCHEMA_VERSION, "created_at": created_at}
+        tmp = self.path / TMP_DIR / f"{uuid.uuid4().hex}.json"
+        tmp.write_text(json.dumps(header, indent=2) + "\n")
+        fsync_path(tmp)
+        try:
+            os.link(tmp, self.path / STORE_FILE)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+        fsync_path(self.path)
+
+    def _check_layout(self) -> None:
+        header_path = self.path / STORE_FILE
+        if not self.path.exists():
+            raise DataError(
+                "no episode store here",
+                path=self.path,
+                hint="check the path, or create a store with EpisodeStore(path, create=True)",
+            )
+        if not header_path.is_file():
+            raise DataError(
+                f"is not an armfarm episode store (no {STORE_FILE})",
+                path=self.path,
+                hint="point at the directory that contains store.json, or create a store with create=True",
+            )
+        try:
+            header = json.loads(header_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise DataError(f"unreadable ({e})", path=header_path, hint="the store header is damaged") from e
+        if not isinstance(header, dict) or header.get("format") != STORE_FORMAT:
+            raise DataError(
+                f"format is not {STORE_FORMAT!r}",
+                path=header_path,
+                field="format",
+                hint="this directory is not an armfarm episode store",
+            )
+        version = header.get("schema_version")
+        if not isinstance(version, int) or version > SCHEMA_VERSION or version < 1:
+            raise DataError(
+                f"schema version {version!r} is not supported (this armfarm reads up to {SCHEMA_VERSION})",
+                path=header_path,
+                field="schema_version",
+                hint="upgrade armfarm to read this store",
+            )
+        if not (self.path / INDEX_FILE).is_file():
+            raise DataError(
+                "the store has no index", path=self.path / INDEX_FILE, hint="the store is damaged; restore it"
+            )
+
+    # -- SQLite ---------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(
+            self.path / INDEX_FILE, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+        )
+        con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        con.execute("PRAGMA synchronous = FULL")
+        return con
+
+    @contextmanager
+    def _transaction(
+        self, mode: Literal["DEFERRED", "IMMEDIATE"] = "IMMEDIATE"
+    ) -> Iterator[sqlite3.Connection]:
+        """One transaction; ``DEFERRED`` ones only read and see a single consistent snapshot."""
+        con = self._connect()
+        try:
+            con.execute(f"BEGIN {mode}")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            raise DataError(
+                f"index error ({e})",
+                path=self.path / INDEX_FILE,
+                hint="the index is damaged or the disk is full",
+            ) from e
+        finally:
+            con.close()
+
+    # -- spec -----------------------------------------------------------------------------------
+
+    @property
+    def spec(self) -> StoreSpec | None:
+        """The store's spec, or ``None`` before the first write."""
+        with self._transaction("DEFERRED") as con:
+            row = con.execute("SELECT json FROM spec").fetchone()
+        return None if row is None else StoreSpec.from_json(row[0])
+
+    def _bind_spec(self, spec: StoreSpec) -> StoreSpec:
+        """Make ``spec`` the store's spec if it has none; else check the layouts agree."""
+        with self._transaction() as con:
+            row = con.execute("SELECT json FROM spec").fetchone()
+            if row is None:
+                con.execute("INSERT INTO spec (id, json) VALUES (1, ?)", (spec.to_json(),))
+                return spec
+            stored = StoreSpec.from_json(row[0])
+            difference = stored.layout_difference(spec)
+            if difference is not None:
+                name, what = difference
+                raise DataError(
+                    what,
+                    path=self.path,
+                    field=name,
+                    hint="all episodes of a store share one spec; write these episodes to another store",
+                )
+            merged = stored.with_bounds_from(spec, path=self.path)
+            if merged != stored:
+                con.execute("UPDATE spec SET json = ? WHERE id = 1", (merged.to_json(),))
+            return merged
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def write(
+        self, episodes: Iterable[Episode], on_duplicate: Literal["error", "skip"] = "error"
+    ) -> list[str]:
+        """Validate and durably append ``episodes``; return the ids written, in order.
+
+        Everything is validated before anything is written, and all the episodes of one call are
+        committed in one transaction: after a crash either all of them exist or none do.
+
+        Args:
+            episodes: the episodes; the first write to a store binds its spec.
+            on_duplicate: ``"error"`` raises if an id is already stored (or repeats in this call);
+                ``"skip"`` silently drops those episodes, which makes writes idempotent.
+
+        Raises:
+            DataError: invalid episode, spec mismatch, or (with ``"error"``) a duplicate id.
+        """
+        if on_duplicate not in ("error", "skip"):
+            raise DataError(
+                f"must be 'error' or 'skip', got {on_duplicate!r}", field="on_duplicate", hint="fix the call"
+            )
+        episodes = list(episodes)
+        if not episodes:
+            return []
+        spec = self.spec
+        reference = spec  # the store's spec, else the first episode's layout
+        for ep in episodes:
+            if not isinstance(ep, Episode):
+                raise DataError(
+                    f"expected an Episode, got {type(ep).__name__}",
+                    path=self.path,
+                    field="episodes",
+                    hint="wrap the arrays in armfarm.data.Episode",
+                )
+            try:
+                ep.validate(reference)
+            except DataError as e:
+                raise DataError(
+                    f"episode {ep.episode_id!r}: {e.message}", path=self.path, field=e.field, hint=e.hint
+                ) from None
+            if reference is None:
+                reference = StoreSpec.from_episode(ep)
+        unique: dict[str, Episode] = {}
+        for ep in episodes:
+            if ep.episode_id in unique and on_duplicate == "error":
+                raise _duplicate_error(self.path, {ep.episode_id}, "appears twice in this write")
+            unique.setdefault(ep.episode_id, ep)
+        spec = self._bind_spec(reference)
+        todo = list(unique.values())
+        while True:
+            existing = self._existing_ids([ep.episode_id for ep in todo])
+            if existing and on_duplicate == "error":
+                raise _duplicate_error(self.path, existing, "is already in the store")
+            todo = [ep for ep in todo if ep.episode_id not in existing]
+            if not todo:
+                return []
+            try:
+                self._commit(todo, spec)
+            except _DuplicateRace as race:
+                if on_duplicate == "error":
+                    raise _duplicate_error(self.path, race.ids, "was written concurrently") from None
+                continue  # another writer stored some of them meanwhile: drop those and retry
+            return [ep.episode_id for ep in todo]
+
+    def _existing_ids(self, ids: Sequence[str]) -> set[str]:
+        with self._transaction("DEFERRED") as con:
+            return _stored_ids(con, ids)
+
+    def _commit(self, episodes: list[Episode], spec: StoreSpec) -> None:
+        """Write shards, register them, rename them in, and index the episodes atomically."""
+        tmp_dir, shard_dir = self.path / TMP_DIR, self.path / SHARDS_DIR
+        staged: list[tuple[str, int, int, str]] = []  # (name, rows, bytes, sha256)
+        rows: list[tuple] = []
+        try:
+            for group in plan_shards(episodes, spec):
+                name = uuid.uuid4().hex + SHARD_SUFFIX
+                table = build_table(group, spec)
+                size, digest = write_shard(tmp_dir / name, table)
+                staged.append((name, table.num_rows, size, digest))
+                offset = 0
+                for ep in group:
+                    rows.append(
+                        (
+                            ep.episode_id,
+                            name,
+                            offset,
+                            ep.length,
+                            ep.episode_return,
+                            int(bool(ep.terminated[-1])),
+                            ep.collector_id,
+                            ep.policy_id,
+                            ep.env_id,
+                            None if ep.seed is None else str(ep.seed),
+                            ep.created_at,
+                        )
+                    )
+                    offset += ep.length + 1
+                del table
+            now = utc_now_iso()
+            with self._transaction() as con:
+                con.executemany(
+                    "INSERT INTO shards (name, rows, bytes, sha256, status, created_at) "
+                    "VALUES (?, ?, ?, ?, 'pending', ?)",
+                    [(*shard, now) for shard in staged],
+                )
+            for name, *_ in staged:
+                os.rename(tmp_dir / name, shard_dir / name)
+            fsync_path(shard_dir)
+            with self._transaction() as con:
+                raced = _stored_ids(con, [r[0] for r in rows])
+                if raced:
+                    raise _DuplicateRace(raced)
+                con.executemany(
+                    f"INSERT INTO episodes ({_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                con.executemany(
+                    "UPDATE shards SET status = 'committed' WHERE name = ?", [(name,) for name, *_ in staged]
+                )
+        except BaseException:
+            self._discard(staged)
+            raise
+
+    def _discard(self, staged: list[tuple[str, int, int, str]]) -> None:
+        """Best-effort cleanup of a failed write (anything left over is reported by check_store).
+
+        Files go first and pending rows second, so an interruption leaves at worst a pending row
+        (a warning), never an unregistered file. Committed shards are never touched.
+        """
+        names = [name for name, *_ in staged]
+        try:
+            with self._transaction("DEFERRED") as con:
+                committed = {
+                    name
+                    for name in names
+                    if con.execute(
+                        "SELECT 1 FROM shards WHERE name = ? AND status = 'committed'", (name,)
+                    ).fetchone()
+                }
+            for name in set(names) - committed:
+                for directory in (TMP_DIR, SHARDS_DIR):
+                    (self.path / directory / name).unlink(missing_ok=True)
+            with self._transaction() as con:
+                con.executemany(
+                    "DELETE FROM shards WHERE name = ? AND status = 'pending'", [(n,) for n in names]
+                )
+        except (DataError, OSError):
+            pass
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def records(
+        self, collector_id: str | None = None, policy_id: str | None = None, env_id: str | None = None
+    ) -> list[EpisodeRecord]:
+        """Index rows in commit order, optionally only those matching the given metadata."""
+        with self._transaction("DEFERRED") as con:
+            return _select_records(con, collector_id=collector_id, policy_id=policy_id, env_id=env_id)
+
+    def snapshot(self) -> list[EpisodeRecord]:
+        """All episodes committed at this moment (one consistent read), in commit order.
+
+        The records stay valid and readable however much is written afterwards.
+        """
+        return self.records()
+
+    def shards(self) -> list[ShardRecord]:
+        """All registered shards (pending ones belong to unfinished or interrupted writes)."""
+        with self._transaction("DEFERRED") as con:
+            return _select_shards(con)
+
+    def index_snapshot(self) -> tuple[list[EpisodeRecord], list[ShardRecord]]:
+        """Episodes and shards read at one moment (consistent with each other, for integrity checks)."""
+        with self._transaction("DEFERRED") as con:
+            return _select_records(con), _select_shards(con)
+
+    def record(self, episode_id: str) -> EpisodeRecord:
+        """The index row of ``episode_id``; raises DataError if it is not stored."""
+        with self._transaction("DEFERRED") as con:
+            row = con.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM episodes WHERE episode_id = ?", (episode_id,)
+            ).fetchone()
+        if row is None:
+            raise DataError(
+                f"no episode {episode_id!r}",
+                path=self.path,
+                field="episode_id",
+                hint="list the stored ids with EpisodeStore.records()",
+            )
+        return EpisodeRecord.from_row(row)
+
+    def shard_path(self, shard: str) -> Path:
+        """The file of shard ``shard`` (as named in :class:`EpisodeRecord`)."""
+        return self.path / SHARDS_DIR / shard
+
+    def read_episode(self, episode_id: str) -> Episode:
+        """Load one episode (arrays in their stored dtypes and shapes)."""
+        return next(self.iter_episodes([self.record(episode_id)]))
+
+    def iter_episodes(self, records: Iterable[EpisodeRecord] | None = None) -> Iterator[Episode]:
+        """Yield the episodes of ``records`` (default: a snapshot of the whole store) in order."""
+        spec = self.spec
+        if records is None:
+            records = self.snapshot()
+        reader: ShardReader | None = None
+        try:
+            for rec in records:
+                if reader is None or reader.path != self.shard_path(rec.shard):
+                    if reader is not None:
+                        reader.close()
+                    reader = ShardReader(self.shard_path(rec.shard), spec)
+                yield _episode_from_rows(reader, rec, spec)
+        finally:
+            if reader is not None:
+                reader.close()
+
+    # -- metadata -------------------------------------------------------------------------------
+
+    @property
+    def provenance(self) -> dict:
+        """Store-level provenance (free-form JSON, merged by :meth:`set_provenance`)."""
+        with self._transaction("DEFERRED") as con:
+            return json.loads(con.execute("SELECT value FROM meta WHERE key = 'provenance'").fetchone()[0])
+
+    def set_provenance(self, updates: dict) -> dict:
+        """Merge ``updates`` (top-level keys replace) into the provenance; return the result."""
+        try:
+            json.dumps(updates)
+        except (TypeError, ValueError) as e:
+            raise DataError(
+                f"is not JSON-serialisable ({e})",
+                path=self.path,
+                field="provenance",
+                hint="pass plain dicts, lists, strings and numbers",
+            ) from e
+        with self._transaction() as con:
+            merged = json.loads(con.execute("SELECT value FROM meta WHERE key = 'provenance'").fetchone()[0])
+            merged.update(updates)
+            con.execute("UPDATE meta SET value = ? WHERE key = 'provenance'", (json.dumps(merged),))
+        return merged
+
+    @property
+    def num_episodes(self) -> int:
+        with self._transaction("DEFERRED") as con:
+            return int(con.execute("SELECT COUNT(*) FROM episodes").fetchone()[0])
+
+    @property
+    def num_transitions(self) -> int:
+        with self._transaction("DEFERRED") as con:
+            return int(con.execute("SELECT COALESCE(SUM(length), 0) FROM episodes").fetchone()[0])
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-able summary, read in one consistent snapshot.
+
+        Keys: ``path``, ``schema_version``, ``created_at``, ``episodes``, ``transitions``,
+        ``shards``, ``spaces`` (the spec as a dict, or None), ``returns`` and ``lengths``
+        (``mean``/``std``/``min``/``max``; None when empty), ``provenance``, and episode counts by
+        ``collectors``, ``policies`` and ``envs``.
+        """
+        with self._transaction("DEFERRED") as con:
+            meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
+            spec_row = con.execute("SELECT json FROM spec").fetchone()
+            stats = np.array(
+                con.execute('SELECT "return", length FROM episodes').fetchall(), dtype=np.float64
+            ).reshape(-1, 2)
+            shards = con.execute("SELECT COUNT(*) FROM shards WHERE status = 'committed'").fetchone()[0]
+            counts = {
+                key: dict(
+                    con.execute(f"SELECT {column}, COUNT(*) FROM episodes GROUP BY {column}").fetchall()
+                )
+                for key, column in (
+                    ("collectors", "collector_id"),
+                    ("policies", "policy_id"),
+                    ("envs", "env_id"),
+                )
+            }
+        returns, lengths = stats[:, 0], stats[:, 1]
+        return {
+            "path": str(self.path),
+            "schema_version": int(meta["schema_version"]),
+            "created_at": meta["created_at"],
+            "episodes": len(returns),
+            "transitions": int(lengths.sum()),
+            "shards": int(shards),
+            "spaces": None if spec_row is None else StoreSpec.from_json(spec_row[0]).to_dict(),
+            "returns": _summary(returns),
+            "lengths": None
+            if not len(lengths)
+            else {k: v for k, v in _summary(lengths).items() if k != "std"},
+            "provenance": json.loads(meta["provenance"]),
+            **counts,
+        }
+
+
+def _select_records(con: sqlite3.Connection, **filters: str | None) -> list[EpisodeRecord]:
+    """Episode rows in commit order, keeping those whose columns equal the non-None ``filters``."""
+    active = {k: v for k, v in filters.items() if v is not None}
+    query = f"SELECT {_RECORD_COLUMNS} FROM episodes"
+    if active:
+        query += " WHERE " + " AND ".join(f"{k} = ?" for k in active)
+    return [EpisodeRecord.from_row(r) for r in con.execute(query + " ORDER BY seq", list(active.values()))]
+
+
+def _select_shards(con: sqlite3.Connection) -> list[ShardRecord]:
+    rows = con.execute("SELECT name, rows, bytes, sha256, status, created_at FROM shards ORDER BY created_at")
+    return [ShardRecord(*row) for row in rows]
+
+
+def _stored_ids(con: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` are in the index."""
+    found: set[str] = set()
+    for i in range(0, len(ids), _SQL_CHUNK):
+        chunk = ids[i : i + _SQL_CHUNK]
+        query = f"SELECT episode_id FROM episodes WHERE episode_id IN ({','.join('?' * len(chunk))})"
+        found.update(r[0] for r in con.execute(query, chunk))
+    return found
+
+
+def _summary(x: np.ndarray) -> dict[str, float] | None:
+    if not len(x):
+        return None
+    return {"mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "max": float(x.max())}
+
+
+def _duplicate_error(path: Path, ids: set[str], what: str) -> DataError:
+    shown = ", ".join(repr(i) for i in sorted(ids)[:5]) + (" ..." if len(ids) > 5 else "")
+    return DataError(
+        f"episode id {shown} {what}",
+        path=path,
+        field="episode_id",
+        hint="episode ids must be unique; pass on_duplicate='skip' to ignore episodes already stored",
+    )
+
+
+def _episode_from_rows(reader: ShardReader, rec: EpisodeRecord, spec: StoreSpec) -> Episode:
+    start, stop = rec.row_offset, rec.row_offset + rec.length
+    if stop >= reader.num_rows:
+        raise DataError(
+            f"episode {rec.episode_id!r} needs rows {start}..{stop} but the shard has {reader.num_rows}",
+            path=reader.path,
+            hint="the store is damaged; check it with armfarm.data.check_store",
+        )
+    obs: np.ndarray | dict[str, np.ndarray]
+    if spec.obs_keys is None:
+        obs = reader.observation()[start : stop + 1].copy()
+    else:
+        obs = {k: reader.observation(k)[start : stop + 1].copy() for k in spec.obs_keys}
+    return Episode(
+        observations=obs,
+        actions=reader.action()[start:stop].copy(),
+        rewards=reader.reward()[start:stop].copy(),
+        terminated=reader.flag("terminated")[start:stop].copy(),
+        truncated=reader.flag("truncated")[start:stop].copy(),
+        episode_id=rec.episode_id,
+        collector_id=rec.collector_id,
+        policy_id=rec.policy_id,
+        env_id=rec.env_id,
+        seed=rec.seed,
+        created_at=rec.created_at,
+    )

@@ -1,0 +1,239 @@
+"""``NumpyPolicy``: a published deterministic MLP policy that runs with NumPy alone.
+
+A learner exports its actor with ``export_policy``; the result runs on a robot, a notebook or a CI box
+with nothing but NumPy installed (this module must never import JAX). The network is
+
+    x = (flatten(obs) - obs_mean) / obs_std          # if obs_mean / obs_std are given
+    h = relu(x @ W_0 + b_0) ... relu(h @ W_{L-2} + b_{L-2})
+    y = tanh(h @ W_{L-1} + b_{L-1})                   # in [-1, 1]
+    action = low + (y + 1) / 2 * (high - low)         # if action_low / action_high are given
+
+Dict observations are flattened by concatenating ``obs[k]`` for ``k`` in ``obs_keys`` (the sorted key
+order recorded by the data layer). Files are ``.npz`` archives of plain arrays plus a JSON header
+(stored as a ``uint8`` array), loaded with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from armfarm import __version__
+
+POLICY_FORMAT = "armfarm-numpy-policy"
+POLICY_FORMAT_VERSION = 1
+
+__all__ = ["NumpyPolicy", "PolicyFormatError", "POLICY_FORMAT", "POLICY_FORMAT_VERSION"]
+
+
+class PolicyFormatError(ValueError):
+    """A policy file is missing pieces, corrupt, or written by an incompatible armfarm version."""
+
+
+def _vec(x: Any, name: str, dim: int) -> np.ndarray | None:
+    if x is None:
+        return None
+    a = np.asarray(x, dtype=np.float32).reshape(-1)
+    if a.shape != (dim,):
+        raise ValueError(f"{name} must have shape ({dim},), got {np.shape(x)}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name} must be finite")
+    return a
+
+
+class NumpyPolicy:
+    """Deterministic ReLU MLP with a tanh output, observation normalisation and action rescaling.
+
+    Args:
+        weights: ``[W_0 (obs_dim, h_1), ..., W_{L-1} (h_{L-1}, act_dim)]``.
+        biases: ``[b_0 (h_1,), ..., b_{L-1} (act_dim,)]``.
+        obs_mean, obs_std: per-feature normalisation (both or neither).
+        action_low, action_high: bounds that ``[-1, 1]`` is mapped onto (both or neither).
+        obs_keys: key order for dict observations.
+        metadata: JSON-serialisable dict (``algo``, ``step``, ``armfarm_version``, ...).
+    """
+
+    def __init__(
+        self,
+        weights: Sequence[Any],
+        biases: Sequence[Any],
+        obs_mean: Any = None,
+        obs_std: Any = None,
+        action_low: Any = None,
+        action_high: Any = None,
+        obs_keys: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ):
+        if len(weights) == 0 or len(weights) != len(biases):
+            raise ValueError(f"need the same positive number of weights and biases, got {len(weights)} and {len(biases)}")
+        self.weights = [np.ascontiguousarray(w, dtype=np.float32) for w in weights]
+        self.biases = [np.ascontiguousarray(b, dtype=np.float32).reshape(-1) for b in biases]
+        prev = None
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if w.ndim != 2:
+                raise ValueError(f"weights[{i}] must be 2-D, got shape {w.shape}")
+            if b.shape != (w.shape[1],):
+                raise ValueError(f"biases[{i}] must have shape ({w.shape[1]},), got {b.shape}")
+            if prev is not None and w.shape[0] != prev:
+                raise ValueError(f"weights[{i}] has {w.shape[0]} inputs but layer {i - 1} has {prev} outputs")
+            prev = w.shape[1]
+        self.obs_dim = int(self.weights[0].shape[0])
+        self.act_dim = int(self.weights[-1].shape[1])
+        if (obs_mean is None) != (obs_std is None):
+            raise ValueError("give both obs_mean and obs_std, or neither")
+        if (action_low is None) != (action_high is None):
+            raise ValueError("give both action_low and action_high, or neither")
+        self.obs_mean = _vec(obs_mean, "obs_mean", self.obs_dim)
+        self.obs_std = _vec(obs_std, "obs_std", self.obs_dim)
+        if self.obs_std is not None and np.any(self.obs_std <= 0):
+            raise ValueError("obs_std must be positive")
+        self.action_low = _vec(action_low, "action_low", self.act_dim)
+        self.action_high = _vec(action_high, "action_high", self.act_dim)
+        if self.action_low is not None and np.any(self.action_high < self.action_low):
+            raise ValueError("action_high must be >= action_low")
+        self.obs_keys = None if obs_keys is None else [str(k) for k in obs_keys]
+        self.metadata = dict(metadata) if metadata is not None else {"armfarm_version": __version__}
+
+    # ------------------------------------------------------------------------------------ inference
+
+    def _flatten(self, obs: Any) -> tuple[np.ndarray, bool]:
+        d = self.obs_dim
+        if isinstance(obs, Mapping):
+            if self.obs_keys is None:
+                raise ValueError("this policy has no obs_keys, so it cannot flatten a dict observation; pass an array")
+            missing = [k for k in self.obs_keys if k not in obs]
+            if missing:
+                raise ValueError(f"observation dict lacks keys {missing}; the policy expects {self.obs_keys}")
+            parts = [np.asarray(obs[k], dtype=np.float32) for k in self.obs_keys]
+            lead = {p.shape[0] if p.ndim >= 2 else None for p in parts}
+            if len(lead) == 1 and None not in lead:
+                n = lead.pop()
+                if sum(int(np.prod(p.shape[1:])) for p in parts) == d:
+                    return np.concatenate([p.reshape(n, -1) for p in parts], axis=1), False
+            if sum(p.size for p in parts) == d:
+                return np.concatenate([p.reshape(-1) for p in parts])[None], True
+            shapes = {k: p.shape for k, p in zip(self.obs_keys, parts, strict=True)}
+            raise ValueError(f"observation dict with shapes {shapes} does not flatten to {d} features")
+        x = np.asarray(obs, dtype=np.float32)
+        if x.ndim == 1 and x.shape[0] == d:
+            return x[None], True
+        if x.ndim == 2 and x.shape[1] == d:
+            return x, False
+        if x.ndim >= 2 and x.size == d:
+            return x.reshape(1, d), True
+        if x.ndim >= 2 and int(np.prod(x.shape[1:])) == d:
+            return x.reshape(x.shape[0], d), False
+        raise ValueError(
+            f"observation has shape {x.shape}; this policy expects {d} features "
+            f"(a single observation ({d},) or a batch (N, {d}))"
+        )
+
+    def __call__(self, obs: Any) -> np.ndarray:
+        """Actions for one observation -> ``(act_dim,)`` or for a batch -> ``(N, act_dim)``."""
+        x, single = self._flatten(obs)
+        if self.obs_mean is not None:
+            x = (x - self.obs_mean) / self.obs_std
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            x = np.maximum(x @ w + b, 0.0)
+        y = np.tanh(x @ self.weights[-1] + self.biases[-1])
+        if self.action_low is not None:
+            y = self.action_low + (y + 1.0) * 0.5 * (self.action_high - self.action_low)
+        y = y.astype(np.float32, copy=False)
+        return y[0] if single else y
+
+    act = __call__
+
+    def __repr__(self) -> str:
+        sizes = [self.obs_dim] + [w.shape[1] for w in self.weights]
+        return f"NumpyPolicy(sizes={sizes}, obs_keys={self.obs_keys}, metadata={self.metadata})"
+
+    # ------------------------------------------------------------------------------------ files
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the policy to ``path`` (an ``.npz``; written to a temporary file, then renamed)."""
+        path = Path(path)
+        header = {
+            "format": POLICY_FORMAT,
+            "format_version": POLICY_FORMAT_VERSION,
+            "num_layers": len(self.weights),
+            "hidden_activation": "relu",
+            "output_activation": "tanh",
+            "normalize_obs": self.obs_mean is not None,
+            "rescale_actions": self.action_low is not None,
+            "obs_keys": self.obs_keys,
+            "metadata": self.metadata,
+        }
+        try:
+            header_bytes = json.dumps(header, sort_keys=True).encode()
+        except TypeError as e:
+            raise TypeError(f"policy metadata must be JSON-serialisable: {e}") from e
+        arrays: dict[str, np.ndarray] = {"header_json": np.frombuffer(header_bytes, dtype=np.uint8)}
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            arrays[f"weight_{i}"] = w
+            arrays[f"bias_{i}"] = b
+        for name in ("obs_mean", "obs_std", "action_low", "action_high"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> NumpyPolicy:
+        """Read a policy written by :meth:`save`; raises :class:`PolicyFormatError` if it is not one."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no policy file at {path}")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as e:  # zipfile.BadZipFile, CRC errors, truncated files, pickled content...
+            raise PolicyFormatError(f"{path}: not a readable armfarm policy file ({type(e).__name__}: {e})") from e
+        if "header_json" not in arrays:
+            raise PolicyFormatError(f"{path}: no header_json entry; not an armfarm policy file")
+        try:
+            header = json.loads(arrays["header_json"].astype(np.uint8).tobytes().decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise PolicyFormatError(f"{path}: corrupt policy header ({e})") from e
+        if not isinstance(header, dict) or header.get("format") != POLICY_FORMAT:
+            raise PolicyFormatError(f"{path}: header format is not {POLICY_FORMAT!r}")
+        version = header.get("format_version")
+        if version != POLICY_FORMAT_VERSION:
+            raise PolicyFormatError(
+                f"{path}: policy format version {version}; this armfarm ({__version__}) reads version "
+                f"{POLICY_FORMAT_VERSION}"
+            )
+        try:
+            n = int(header["num_layers"])
+            weights = [arrays[f"weight_{i}"] for i in range(n)]
+            biases = [arrays[f"bias_{i}"] for i in range(n)]
+            return cls(
+                weights,
+                biases,
+                obs_mean=arrays["obs_mean"] if header["normalize_obs"] else None,
+                obs_std=arrays["obs_std"] if header["normalize_obs"] else None,
+                action_low=arrays["action_low"] if header["rescale_actions"] else None,
+                action_high=arrays["action_high"] if header["rescale_actions"] else None,
+                obs_keys=header.get("obs_keys"),
+                metadata=header.get("metadata") or {},
+            )
+        except KeyError as e:
+            raise PolicyFormatError(f"{path}: policy file lacks entry {e}") from e
+        except (ValueError, TypeError) as e:
+            raise PolicyFormatError(f"{path}: inconsistent policy file ({e})") from e

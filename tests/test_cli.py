@@ -1,0 +1,69 @@
+"""The CLI contract other tools script against: verbs, JSON output and exit codes."""
+
+import json
+import shutil
+
+import numpy as np
+from typer.testing import CliRunner
+
+from armfarm.cli.main import app
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_data_info_json_has_integer_counts_spaces_returns_and_provenance(hopper_store):
+    result = invoke("data", "info", hopper_store, "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.stdout)
+    assert isinstance(info["episodes"], int) and info["episodes"] == 12
+    assert isinstance(info["transitions"], int) and info["transitions"] > 12
+    assert "spaces" in info and "returns" in info
+    assert info["provenance"]["collection"]["env_id"] == "Hopper-v5"
+
+
+def test_data_check_exits_nonzero_on_a_damaged_store(tmp_path, hopper_store):
+    store = tmp_path / "store"
+    shutil.copytree(hopper_store, store)
+    assert invoke("data", "check", store).exit_code == 0
+    shard = sorted((store / "shards").iterdir())[0]
+    shard.write_bytes(shard.read_bytes()[:100])
+    result = invoke("data", "check", store, "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert not report["ok"] and any(shard.name in p for p in report["problems"])
+
+
+def test_import_npz_train_and_eval_through_the_cli(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 400
+    np.savez(
+        tmp_path / "data.npz", observations=rng.normal(size=(n, 11)).astype(np.float32),
+        actions=rng.uniform(-1, 1, size=(n, 3)).astype(np.float32), rewards=rng.normal(size=n).astype(np.float32),
+        terminals=np.zeros(n, bool), timeouts=(np.arange(n) % 100 == 99),
+    )
+    store, run = tmp_path / "store", tmp_path / "run"
+    result = invoke("data", "import", "npz", tmp_path / "data.npz", store)
+    assert result.exit_code == 0, result.output
+    result = invoke("train", "td3bc", store, "--out", run, "--steps", 60, "--steps-per-call", 30,
+                    "--set", "hidden=32,32", "--env", "Hopper-v5", "--eval-episodes", 2)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "summary.json").read_text())
+    assert {"algo", "steps", "seconds", "grad_steps_per_s", "eval"} <= set(summary)
+    assert set(summary["eval"]) >= {"return_mean", "return_std", "normalized"}
+    result = invoke("eval", run, "--env", "Hopper-v5", "--episodes", 2, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["episodes"] == 2
+
+
+def test_user_errors_are_one_clear_line_not_a_traceback(tmp_path, hopper_store):
+    result = invoke("train", "dqn", hopper_store, "--out", tmp_path / "r", "--steps", 5)
+    assert result.exit_code == 2
+    assert "bc" in result.output and "iql" in result.output and "Traceback" not in result.output
+    result = invoke("data", "info", tmp_path / "not-a-store")
+    assert result.exit_code == 2 and "not-a-store" in result.output
+    result = invoke("data", "import", "d4rl", tmp_path / "missing.hdf5", tmp_path / "s")
+    assert result.exit_code == 2 and "missing.hdf5" in result.output

@@ -1,0 +1,54 @@
+"""The learner loop: run directory contents, exact resume, clear config errors."""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from armfarm.policy import NumpyPolicy
+from armfarm.train import train
+
+SMALL = {"hidden": "64,64"}
+
+
+def test_run_directory_holds_config_metrics_logs_checkpoints_and_summary(tmp_path, hopper_store):
+    run = tmp_path / "run"
+    summary = train("bc", hopper_store, run, steps=120, steps_per_call=40, config_overrides=SMALL,
+                    env_id="Hopper-v5", eval_episodes=2)
+    for name in ("config.json", "metrics.csv", "eval.csv", "policy.npz", "summary.json"):
+        assert (run / name).exists(), name
+    assert any((run / "tb").iterdir())
+    assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "step_120"
+    with (run / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == [40, 80, 120]
+    assert json.loads((run / "summary.json").read_text()) == summary
+    assert summary["algo"] == "bc" and summary["steps"] == 120 and summary["grad_steps_per_s"] > 0
+    assert summary["eval"]["normalized"] is not None  # hopper has a D4RL reference
+    assert json.loads((run / "config.json").read_text())["config"]["hidden"] == [64, 64]
+
+
+@pytest.mark.parametrize("algo", ["td3bc", "iql"])
+def test_resumed_run_matches_uninterrupted_run_exactly(tmp_path, hopper_store, algo):
+    straight = tmp_path / "straight"
+    train(algo, hopper_store, straight, steps=80, steps_per_call=20, config_overrides=SMALL)
+    interrupted = tmp_path / "interrupted"
+    train(algo, hopper_store, interrupted, steps=40, steps_per_call=20, config_overrides=SMALL)
+    train(algo, hopper_store, interrupted, steps=80, steps_per_call=20, config_overrides=SMALL, resume=True)
+    a, b = NumpyPolicy.load(straight / "policy.npz"), NumpyPolicy.load(interrupted / "policy.npz")
+    for wa, wb in zip(a.weights, b.weights, strict=True):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_unknown_config_field_lists_valid_fields(tmp_path, hopper_store):
+    with pytest.raises(ValueError, match="no field 'learning_rat'.*batch_size"):
+        train("bc", hopper_store, tmp_path / "r", steps=10, config_overrides={"learning_rat": "1"})
+
+
+def test_refuses_to_overwrite_a_directory_that_is_not_a_run(tmp_path, hopper_store):
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "thesis.tex").write_text("years of work")
+    with pytest.raises(FileExistsError):
+        train("bc", hopper_store, tmp_path / "precious", steps=10)
+    assert (tmp_path / "precious" / "thesis.tex").exists()
