@@ -31,6 +31,10 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cpumeter import CpuMeter  # noqa: E402
 
 ALGOS = ("bc", "cql", "iql", "td3bc")
 
@@ -143,12 +147,18 @@ def main(argv=None) -> int:
         for mode, step in (("fit_loop", fit_step), ("update_only", update_step)):
             if mode not in modes:
                 continue
+            meter = CpuMeter()
             rates, steps_done = [], []
             for _ in range(args.repeats):
                 rate, k = _timed(step, args.steps, args.seconds)
                 rates.append(rate)
                 steps_done.append(k)
-            entry[mode] = {"median": statistics.median(rates), "repeats": rates, "steps": steps_done}
+            entry[mode] = {
+                "median": statistics.median(rates),
+                "repeats": rates,
+                "steps": steps_done,
+                "foreign_cpu_share": meter.foreign_share(),
+            }
         # d3rlpy's sampler alone, per batch (explains the gap between fit_loop and update_only)
         t0 = time.perf_counter()
         for _ in range(50):

@@ -41,6 +41,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cpumeter import CpuMeter, cores, wait_for_quiet  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "_out"
@@ -121,58 +124,6 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "XLA_FLAGS": os.environ.get("XLA_FLAGS", ""),
     }
-
-
-class CpuMeter:
-    """How much CPU *other* processes used while a phase ran: machine busy time (/proc/stat) minus this
-    process's and its waited-for children's CPU time. The machine is shared, and a benchmark with
-    company is not a benchmark, so this is reported next to every number."""
-
-    def __init__(self):
-        self.t0, self.busy0, self.own0 = time.perf_counter(), self._busy(), self._own()
-
-    @staticmethod
-    def _busy() -> float | None:
-        try:
-            f = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-        except OSError:
-            return None
-        user, nice, system, idle, iowait, irq, softirq, steal = (int(x) for x in f[:8])
-        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-    @staticmethod
-    def _own() -> float:
-        import resource
-
-        me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-        return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-    def foreign_share(self) -> float | None:
-        busy = self._busy()
-        if busy is None or self.busy0 is None:
-            return None
-        wall = time.perf_counter() - self.t0
-        foreign = (busy - self.busy0) - (self._own() - self.own0)
-        return max(0.0, foreign / max(wall * cores(), 1e-9))
-
-
-def wait_for_quiet(max_wait_s: float, threshold: float = 0.10, window_s: float = 5.0) -> float | None:
-    """Wait (up to max_wait_s) until other processes use < threshold of the CPU over window_s."""
-    deadline = time.perf_counter() + max_wait_s
-    while True:
-        m = CpuMeter()
-        time.sleep(window_s)
-        share = m.foreign_share()
-        if share is None or share < threshold or time.perf_counter() >= deadline:
-            return share
-        print(f"[speed] other processes use {share:.0%} of the CPU; waiting", file=sys.stderr, flush=True)
-
-
-def cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -451,6 +402,7 @@ def _bench_one(name, common, registry, stats, ds, args, hidden) -> dict:
         jax.block_until_ready(state)
         box["state"] = state
 
+    meter = CpuMeter()
     rates, steps = [], []
     for _ in range(args.repeats):
         r, s = _repeat(sample_and_train, k, args.steps, args.seconds, est_call_s)
@@ -466,6 +418,7 @@ def _bench_one(name, common, registry, stats, ds, args, hidden) -> dict:
         "config": _plain(config),
         "config_overrides": _plain(overrides),
     }
+    entry["foreign_cpu_share"] = meter.foreign_share()
     metrics_host = box["metrics"]
     entry["last_metrics"] = {
         key: float(np.asarray(v).reshape(-1)[-1])
@@ -554,8 +507,8 @@ def bench_d3rlpy(names, npz: Path, args) -> dict:
 def table(names, arm: dict, d3: dict | None) -> tuple[str, list[dict]]:
     rows = []
     lines = [
-        "| algo | armfarm steps/s | d3rlpy steps/s | ratio | target | met |",
-        "|---|---:|---:|---:|---:|:---:|",
+        "| algo | armfarm steps/s | d3rlpy steps/s | ratio | target | met | other load |",
+        "|---|---:|---:|---:|---:|:---:|---:|",
     ]
     for name in names:
         a = arm.get(name, {}).get("steps_per_s")
@@ -563,6 +516,12 @@ def table(names, arm: dict, d3: dict | None) -> tuple[str, list[dict]]:
         d = dentry.get("fit_loop", {}).get("median")
         du = dentry.get("update_only", {}).get("median")
         ratio = a / d if a and d else None
+        shares = [
+            arm.get(name, {}).get("foreign_cpu_share"),
+            dentry.get("fit_loop", {}).get("foreign_cpu_share"),
+        ]
+        shares = [x for x in shares if x is not None]
+        other = max(shares) if shares else None
         row = {
             "algo": name,
             "armfarm_steps_per_s": a,
@@ -573,11 +532,12 @@ def table(names, arm: dict, d3: dict | None) -> tuple[str, list[dict]]:
             "armfarm_update_only": arm.get(name, {}).get("update_only", {}).get("steps_per_s"),
             "d3rlpy_update_only": du,
             "ratio_vs_d3rlpy_update_only": a / du if a and du else None,
+            "foreign_cpu_share": other,
         }
         rows.append(row)
         lines.append(
             f"| {D3RLPY_NAMES[name]} | {_f(a)} | {_f(d)} | {_r(ratio)} | {TARGETS[name]:g}x | "
-            f"{'' if ratio is None else ('yes' if row['met'] else 'no')} |"
+            f"{'' if ratio is None else ('yes' if row['met'] else 'no')} | {_pct(other)} |"
         )
     return "\n".join(lines), rows
 
@@ -653,7 +613,11 @@ def main(argv=None) -> int:
     except ImportError:
         pass
 
-    quiet = wait_for_quiet(args.wait_quiet) if args.wait_quiet > 0 else None
+    quiet = (
+        wait_for_quiet(args.wait_quiet, log=lambda m: print(f"[speed] {m}", file=sys.stderr, flush=True))
+        if args.wait_quiet > 0
+        else None
+    )
     info["loadavg_at_start"] = _loadavg()
     info["foreign_cpu_share_before"] = quiet
     meter = CpuMeter()

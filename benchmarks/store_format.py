@@ -70,6 +70,7 @@ def to_numpy(table: pa.Table) -> dict[str, np.ndarray]:
 
 
 def bench_file(path: Path, table: pa.Table, fmt: str) -> dict[str, float]:
+    """One round: write (with fsync), best of 3 cached loads, one cold load; plus the file size."""
     t0 = time.perf_counter()
     if fmt == "arrow":
         with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
@@ -101,53 +102,60 @@ def bench_file(path: Path, table: pa.Table, fmt: str) -> dict[str, float]:
     }
 
 
+def bench_store(path: Path, episodes: list[Episode]) -> dict[str, float]:
+    """One round of the store end to end: EpisodeStore.write, then TransitionDataset.from_store."""
+    shutil.rmtree(path, ignore_errors=True)
+    t0 = time.perf_counter()
+    store = EpisodeStore(path, create=True)
+    store.write(episodes)
+    write_s = time.perf_counter() - t0
+    TransitionDataset.from_store(store)
+    t0 = time.perf_counter()
+    TransitionDataset.from_store(store)
+    warm = time.perf_counter() - t0
+    evict(path / "shards")
+    t0 = time.perf_counter()
+    TransitionDataset.from_store(store)
+    cold = time.perf_counter() - t0
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+    return {"write_s": write_s, "load_warm_s": warm, "load_cold_s": cold, "size_mb": size}
+
+
+def median_of(rounds: int, fn) -> dict[str, float]:
+    results = [fn() for _ in range(rounds)]
+    return {k: float(np.median([r[k] for r in results])) for k in results[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--transitions", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3, help="repetitions; the table shows medians")
     parser.add_argument("--dir", type=Path, default=None, help="scratch directory (default: a temp dir)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(dir=args.dir))
     try:
         episodes = hopper_episodes(args.transitions)
-        spec = StoreSpec.from_episode(episodes[0])
-        table = build_table(episodes, spec)
-        n = sum(ep.length for ep in episodes)
+        table = build_table(episodes, StoreSpec.from_episode(episodes[0]))
         rows = {}
         for fmt in ("arrow", "parquet-none", "parquet-snappy", "parquet-zstd"):
-            suffix = ".arrow" if fmt == "arrow" else ".parquet"
-            rows[fmt] = bench_file(scratch / f"data-{fmt}{suffix}", table, fmt)
-
-        t0 = time.perf_counter()
-        store = EpisodeStore(scratch / "store", create=True)
-        store.write(episodes)
-        store_write = time.perf_counter() - t0
-        TransitionDataset.from_store(store)
-        t0 = time.perf_counter()
-        TransitionDataset.from_store(store)
-        store_warm = time.perf_counter() - t0
-        evict(scratch / "store" / "shards")
-        t0 = time.perf_counter()
-        TransitionDataset.from_store(store)
-        store_cold = time.perf_counter() - t0
-        store_mb = sum(f.stat().st_size for f in (scratch / "store").rglob("*") if f.is_file()) / 1e6
-
-        print(
-            f"\n{n:,} transitions ({table.num_rows:,} rows), obs {OBS_DIM}, action {ACT_DIM}, "
-            f"{len(episodes)} episodes\n"
+            path = scratch / f"data-{fmt}{'.arrow' if fmt == 'arrow' else '.parquet'}"
+            rows[fmt] = median_of(args.rounds, lambda fmt=fmt, path=path: bench_file(path, table, fmt))
+        rows["EpisodeStore.write / TransitionDataset.from_store"] = median_of(
+            args.rounds, lambda: bench_store(scratch / "store", episodes)
         )
+        n = sum(ep.length for ep in episodes)
+        print(
+            f"\n{n:,} transitions ({table.num_rows:,} rows), obs {OBS_DIM}, action {ACT_DIM}, {len(episodes)} episodes"
+        )
+        print(f"medians of {args.rounds} rounds; load = into NumPy arrays\n")
         print("| format | write s | load s (cached) | load s (cold) | size MB |")
         print("|---|---:|---:|---:|---:|")
         for fmt, r in rows.items():
             print(
-                f"| {fmt} | {r['write_s']:.2f} | {r['load_warm_s']:.2f} | {r['load_cold_s']:.2f} | "
-                f"{r['size_mb']:.0f} |"
+                f"| {fmt} | {r['write_s']:.2f} | {r['load_warm_s']:.3f} | {r['load_cold_s']:.3f} | {r['size_mb']:.0f} |"
             )
-        print(
-            f"| EpisodeStore (arrow shards + index): write / from_store | {store_write:.2f} | {store_warm:.2f} | "
-            f"{store_cold:.2f} | {store_mb:.0f} |"
-        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 

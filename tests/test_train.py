@@ -19,7 +19,7 @@ def test_run_directory_holds_config_metrics_logs_checkpoints_and_summary(tmp_pat
     for name in ("config.json", "metrics.csv", "eval.csv", "policy.npz", "summary.json"):
         assert (run / name).exists(), name
     assert any((run / "tb").iterdir())
-    assert sorted(p.name for p in (run / "checkpoints").iterdir())[-1] == "step_120"
+    assert max(int(p.name.split("_")[1]) for p in (run / "checkpoints").iterdir()) == 120
     with (run / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert [int(r["step"]) for r in rows] == [40, 80, 120]

@@ -280,24 +280,25 @@ def check_batch(batch: Mapping[str, Any], obs_dim: int, act_dim: int, lead_ndim:
     if missing:
         raise ValueError(f"batch lacks {missing}; a batch needs keys {list(BATCH_KEYS)}")
     lead = tuple(np.shape(batch["observations"])[:lead_ndim])
-    what = "(B, ...)" if lead_ndim == 1 else "(K, B, ...)"
+    names = ("B",) if lead_ndim == 1 else ("K", "B")
     if len(lead) != lead_ndim or any(n < 1 for n in lead):
         raise ValueError(
-            f"batch field 'observations' has shape {np.shape(batch['observations'])}; expected {what} "
-            f"with obs_dim={obs_dim}"
+            f"batch field 'observations' has shape {np.shape(batch['observations'])}; expected "
+            f"({', '.join(names)}, obs_dim) with obs_dim={obs_dim}"
         )
     expected = {
-        "observations": (*lead, obs_dim),
-        "next_observations": (*lead, obs_dim),
-        "actions": (*lead, act_dim),
-        "rewards": lead,
-        "terminals": lead,
+        "observations": ((*lead, obs_dim), (*names, "obs_dim")),
+        "next_observations": ((*lead, obs_dim), (*names, "obs_dim")),
+        "actions": ((*lead, act_dim), (*names, "act_dim")),
+        "rewards": (lead, names),
+        "terminals": (lead, names),
     }
-    for k, shape in expected.items():
+    for k, (shape, symbolic) in expected.items():
         got = tuple(np.shape(batch[k]))
         if got != shape:
             raise ValueError(
-                f"batch field {k!r} has shape {got}, expected {shape} (obs_dim={obs_dim}, act_dim={act_dim})"
+                f"batch field {k!r} has shape {got}, expected ({', '.join(symbolic)}) = {shape} "
+                f"(obs_dim={obs_dim}, act_dim={act_dim})"
             )
 
 

@@ -14,10 +14,11 @@ def plot_demo(results: dict, curves: dict, path: Path, title: str) -> Path:
     """Bar chart of mean ± std return per entry of ``results`` beside evaluation curves per algorithm."""
     fig, (bars, lines) = plt.subplots(1, 2, figsize=(11, 4.2))
     names = list(results)
+    labels = ["data" if n == "behavior" else n for n in names]
     means = [results[n]["return_mean"] for n in names]
     stds = [results[n]["return_std"] for n in names]
     colors = ["#9e9e9e"] + [f"C{i}" for i in range(len(names) - 1)]
-    bars.bar(names, means, yerr=stds, capsize=6, color=colors)
+    bars.bar(labels, means, yerr=stds, capsize=6, color=colors)
     for x, mean in enumerate(means):
         bars.text(x, mean, f"{mean:.0f}", ha="center", va="bottom", fontsize=10)
     bars.set_ylabel("episode return (mean ± std)")

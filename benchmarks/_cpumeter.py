@@ -1,0 +1,64 @@
+"""How much CPU *other* processes take while a benchmark phase runs (stdlib only: imported by both
+benchmarks/speed.py and benchmarks/_d3rlpy_speed.py, which run in different virtualenvs).
+
+Machine busy time from /proc/stat minus this process's (and its waited-for children's) CPU time, as a
+share of wall time x usable cores. A dev machine is shared; a number timed with company is reported as
+such rather than silently published.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from pathlib import Path
+
+
+def cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _busy_s() -> float | None:
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_s() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+class CpuMeter:
+    def __init__(self):
+        self.t0, self.busy0, self.own0 = time.perf_counter(), _busy_s(), _own_s()
+
+    def foreign_share(self) -> float | None:
+        busy = _busy_s()
+        if busy is None or self.busy0 is None:
+            return None
+        wall = time.perf_counter() - self.t0
+        foreign = (busy - self.busy0) - (_own_s() - self.own0)
+        return max(0.0, foreign / max(wall * cores(), 1e-9))
+
+
+def wait_for_quiet(
+    max_wait_s: float, threshold: float = 0.10, window_s: float = 5.0, log=None
+) -> float | None:
+    """Wait (up to max_wait_s) until other processes use < threshold of the CPU over window_s; return
+    the last share measured."""
+    deadline = time.perf_counter() + max_wait_s
+    while True:
+        m = CpuMeter()
+        time.sleep(window_s)
+        share = m.foreign_share()
+        if share is None or share < threshold or time.perf_counter() >= deadline:
+            return share
+        if log is not None:
+            log(f"other processes use {share:.0%} of the CPU; waiting")
