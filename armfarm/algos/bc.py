@@ -22,6 +22,7 @@ from armfarm.algos.common import (
     ConfigBase,
     DatasetStats,
     apply_optimizer,
+    jit_init,
     make_norm,
     mlp_policy,
     preprocess,
@@ -47,15 +48,19 @@ def _optimizer(config: BCConfig) -> optax.GradientTransformation:
     return optax.adam(config.lr)
 
 
-def init(config: BCConfig, stats: DatasetStats, seed: int) -> AgentState:
-    key, k_actor = jax.random.split(jax.random.PRNGKey(seed))
-    params = init_mlp(k_actor, (stats.obs_dim, *config.hidden, stats.act_dim), config.init)
+@jit_init
+def _init_nets(config: BCConfig, obs_dim: int, act_dim: int, key: jax.Array) -> dict:
+    key, k_actor = jax.random.split(key)
+    params = init_mlp(k_actor, (obs_dim, *config.hidden, act_dim), config.init)
     return {
         "step": jnp.zeros((), jnp.int32),
         "key": key,
-        "norm": make_norm(stats),
         "actor": {"params": params, "opt": _optimizer(config).init(params)},
     }
+
+
+def init(config: BCConfig, stats: DatasetStats, seed: int) -> AgentState:
+    return {**_init_nets(config, stats.obs_dim, stats.act_dim, seed), "norm": make_norm(stats)}
 
 
 def update(config: BCConfig, state: AgentState, batch: dict) -> tuple[AgentState, dict[str, jax.Array]]:

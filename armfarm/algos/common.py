@@ -202,17 +202,32 @@ class DatasetStats:
 
 def make_norm(stats: DatasetStats, reward_scale: float = 1.0) -> dict[str, jax.Array]:
     """The ``state["norm"]`` constants (computed once, carried in the state)."""
-    low = jnp.asarray(stats.action_low, jnp.float32)
-    high = jnp.asarray(stats.action_high, jnp.float32)
-    return {
-        "obs_mean": jnp.asarray(stats.obs_mean, jnp.float32),
-        "obs_std": jnp.asarray(stats.obs_std, jnp.float32),
+    low, high = stats.action_low, stats.action_high
+    arrays = {
+        "obs_mean": stats.obs_mean,
+        "obs_std": stats.obs_std,
         "act_low": low,
         "act_high": high,
-        "act_center": (high + low) / 2.0,
-        "act_half_range": jnp.maximum((high - low) / 2.0, 1e-6),
-        "reward_scale": jnp.asarray(reward_scale, jnp.float32),
+        "act_center": (high + low) / np.float32(2.0),
+        "act_half_range": np.maximum((high - low) / np.float32(2.0), np.float32(1e-6)),
+        "reward_scale": np.asarray(reward_scale, np.float32),
     }
+    return {k: jnp.asarray(v, jnp.float32) for k, v in arrays.items()}
+
+
+def jit_init(build: Callable) -> Callable:
+    """Compile ``build(config, obs_dim, act_dim, key) -> dict`` once per ``(config, obs_dim, act_dim)``.
+
+    Initialising dozens of arrays op by op costs seconds of per-op compilation on CPU; one jitted
+    function costs one compilation.
+    """
+    jitted = jax.jit(build, static_argnums=(0, 1, 2))
+
+    @functools.wraps(build)
+    def wrapper(config: Any, obs_dim: int, act_dim: int, seed: int) -> dict:
+        return jitted(config, int(obs_dim), int(act_dim), jax.random.PRNGKey(seed))
+
+    return wrapper
 
 
 # ============================================================================ configs

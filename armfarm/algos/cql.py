@@ -47,6 +47,7 @@ from armfarm.algos.common import (
     ConfigBase,
     DatasetStats,
     apply_optimizer,
+    jit_init,
     make_norm,
     mlp_policy,
     polyak,
@@ -105,15 +106,15 @@ def _opt(lr: float) -> optax.GradientTransformation:
     return optax.adam(lr)
 
 
-def init(config: CQLConfig, stats: DatasetStats, seed: int) -> AgentState:
-    key, k_actor, k_critic = jax.random.split(jax.random.PRNGKey(seed), 3)
-    actor = init_mlp(k_actor, (stats.obs_dim, *config.hidden, 2 * stats.act_dim), config.init)
-    critic = init_critic_ensemble(k_critic, 2, stats.obs_dim, stats.act_dim, config.hidden, config.init)
+@jit_init
+def _init_nets(config: CQLConfig, obs_dim: int, act_dim: int, key: jax.Array) -> dict:
+    key, k_actor, k_critic = jax.random.split(key, 3)
+    actor = init_mlp(k_actor, (obs_dim, *config.hidden, 2 * act_dim), config.init)
+    critic = init_critic_ensemble(k_critic, 2, obs_dim, act_dim, config.hidden, config.init)
     log_alpha = jnp.asarray(math.log(config.init_alpha), jnp.float32)
     state = {
         "step": jnp.zeros((), jnp.int32),
         "key": key,
-        "norm": make_norm(stats),
         "actor": {"params": actor, "opt": _opt(config.actor_lr).init(actor)},
         "critic": {"params": critic, "target": critic, "opt": _opt(config.critic_lr).init(critic)},
         "log_alpha": {"params": log_alpha, "opt": _opt(config.alpha_lr).init(log_alpha)},
@@ -122,6 +123,10 @@ def init(config: CQLConfig, stats: DatasetStats, seed: int) -> AgentState:
         log_alpha_prime = jnp.zeros((), jnp.float32)
         state["log_alpha_prime"] = {"params": log_alpha_prime, "opt": _opt(config.alpha_prime_lr).init(log_alpha_prime)}
     return state
+
+
+def init(config: CQLConfig, stats: DatasetStats, seed: int) -> AgentState:
+    return {**_init_nets(config, stats.obs_dim, stats.act_dim, seed), "norm": make_norm(stats)}
 
 
 def actor_dist(config: CQLConfig, params, obs: jax.Array) -> tuple[jax.Array, jax.Array]:

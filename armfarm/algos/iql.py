@@ -45,6 +45,7 @@ from armfarm.algos.common import (
     ConfigBase,
     DatasetStats,
     apply_optimizer,
+    jit_init,
     make_norm,
     mlp_policy,
     polyak,
@@ -123,21 +124,26 @@ def expectile_loss(diff: jax.Array, expectile: float) -> jax.Array:
     return weight * jnp.square(diff)
 
 
-def init(config: IQLConfig, stats: DatasetStats, seed: int) -> AgentState:
-    key, k_actor, k_critic, k_value = jax.random.split(jax.random.PRNGKey(seed), 4)
-    actor = {"net": init_mlp(k_actor, (stats.obs_dim, *config.hidden, stats.act_dim), config.init)}
+@jit_init
+def _init_nets(config: IQLConfig, obs_dim: int, act_dim: int, key: jax.Array) -> dict:
+    key, k_actor, k_critic, k_value = jax.random.split(key, 4)
+    actor = {"net": init_mlp(k_actor, (obs_dim, *config.hidden, act_dim), config.init)}
     if config.policy == "gaussian":
-        actor["log_std"] = jnp.zeros((stats.act_dim,), jnp.float32)
-    critic = init_critic_ensemble(k_critic, 2, stats.obs_dim, stats.act_dim, config.hidden, config.init)
-    value = init_mlp(k_value, (stats.obs_dim, *config.hidden, 1), config.init)
+        actor["log_std"] = jnp.zeros((act_dim,), jnp.float32)
+    critic = init_critic_ensemble(k_critic, 2, obs_dim, act_dim, config.hidden, config.init)
+    value = init_mlp(k_value, (obs_dim, *config.hidden, 1), config.init)
     return {
         "step": jnp.zeros((), jnp.int32),
         "key": key,
-        "norm": make_norm(stats, reward_scale(config, stats)),
         "actor": {"params": actor, "opt": _actor_opt(config).init(actor)},
         "critic": {"params": critic, "target": critic, "opt": _critic_opt(config).init(critic)},
         "value": {"params": value, "opt": _value_opt(config).init(value)},
     }
+
+
+def init(config: IQLConfig, stats: DatasetStats, seed: int) -> AgentState:
+    norm = make_norm(stats, reward_scale(config, stats))
+    return {**_init_nets(config, stats.obs_dim, stats.act_dim, seed), "norm": norm}
 
 
 def value_fn(params, obs: jax.Array) -> jax.Array:

@@ -33,6 +33,7 @@ from armfarm.algos.common import (
     ConfigBase,
     DatasetStats,
     apply_optimizer,
+    jit_init,
     make_norm,
     mlp_policy,
     polyak,
@@ -87,19 +88,23 @@ def _pi(params, obs):
     return mlp_apply(params, obs, final_activation=jnp.tanh)
 
 
-def init(config: TD3BCConfig, stats: DatasetStats, seed: int) -> AgentState:
-    key, k_actor, k_critic = jax.random.split(jax.random.PRNGKey(seed), 3)
-    actor = init_mlp(k_actor, (stats.obs_dim, *config.hidden, stats.act_dim), config.init)
-    critic = init_critic_ensemble(k_critic, 2, stats.obs_dim, stats.act_dim, config.hidden, config.init)
+@jit_init
+def _init_nets(config: TD3BCConfig, obs_dim: int, act_dim: int, key: jax.Array) -> dict:
+    key, k_actor, k_critic = jax.random.split(key, 3)
+    actor = init_mlp(k_actor, (obs_dim, *config.hidden, act_dim), config.init)
+    critic = init_critic_ensemble(k_critic, 2, obs_dim, act_dim, config.hidden, config.init)
     zero = jnp.zeros((), jnp.float32)
     return {
         "step": jnp.zeros((), jnp.int32),
         "key": key,
-        "norm": make_norm(stats),
         "actor": {"params": actor, "target": actor, "opt": _actor_opt(config).init(actor)},
         "critic": {"params": critic, "target": critic, "opt": _critic_opt(config).init(critic)},
         "last_actor_metrics": {"actor_loss": zero, "bc_loss": zero, "lmbda": zero},
     }
+
+
+def init(config: TD3BCConfig, stats: DatasetStats, seed: int) -> AgentState:
+    return {**_init_nets(config, stats.obs_dim, stats.act_dim, seed), "norm": make_norm(stats)}
 
 
 def update(config: TD3BCConfig, state: AgentState, batch: dict) -> tuple[AgentState, dict[str, jax.Array]]:
