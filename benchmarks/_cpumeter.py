@@ -62,3 +62,37 @@ def wait_for_quiet(
             return share
         if log is not None:
             log(f"other processes use {share:.0%} of the CPU; waiting")
+
+
+def clean_repeats(run_once, repeats: int, max_busy: float, retries: int, quiet_wait_s: float, log=None):
+    """Run `run_once() -> (rate, steps)` `repeats` times, redoing any repeat during which other processes
+    took more than `max_busy` of the CPU (after waiting up to `quiet_wait_s` for quiet), at most
+    `retries` redos in all. Returns a dict: median rate, accepted rates/steps/shares, discarded count,
+    and whether every accepted repeat was clean."""
+    import statistics
+
+    rates, steps, shares, discarded, left = [], [], [], [], retries
+    while len(rates) < repeats:
+        meter = CpuMeter()
+        rate, n = run_once()
+        share = meter.foreign_share()
+        if share is not None and share > max_busy and left > 0:
+            left -= 1
+            discarded.append({"rate": rate, "foreign_cpu_share": share})
+            if log is not None:
+                log(f"repeat discarded: other processes took {share:.0%} of the CPU")
+            wait_for_quiet(quiet_wait_s, threshold=max_busy, log=log)
+            continue
+        rates.append(rate)
+        steps.append(n)
+        shares.append(share)
+    known = [s for s in shares if s is not None]
+    return {
+        "median": statistics.median(rates),
+        "repeats": rates,
+        "steps": steps,
+        "foreign_cpu_shares": shares,
+        "foreign_cpu_share": max(known) if known else None,
+        "clean": all(s <= max_busy for s in known),
+        "discarded": discarded,
+    }

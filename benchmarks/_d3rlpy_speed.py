@@ -28,13 +28,12 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cpumeter import CpuMeter  # noqa: E402
+from _cpumeter import clean_repeats  # noqa: E402
 
 ALGOS = ("bc", "cql", "iql", "td3bc")
 
@@ -57,6 +56,16 @@ def parse_args(argv=None):
     p.add_argument("--pool", type=int, default=64, help="pre-sampled batches cycled by update_only")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", default="fit_loop,update_only")
+    p.add_argument(
+        "--max-busy",
+        type=float,
+        default=0.10,
+        help="redo a repeat during which other processes took more than this share of the CPU",
+    )
+    p.add_argument("--retries", type=int, default=10)
+    p.add_argument(
+        "--quiet-wait", type=float, default=300.0, help="most seconds to wait for quiet before a redo"
+    )
     return p.parse_args(argv)
 
 
@@ -147,18 +156,14 @@ def main(argv=None) -> int:
         for mode, step in (("fit_loop", fit_step), ("update_only", update_step)):
             if mode not in modes:
                 continue
-            meter = CpuMeter()
-            rates, steps_done = [], []
-            for _ in range(args.repeats):
-                rate, k = _timed(step, args.steps, args.seconds)
-                rates.append(rate)
-                steps_done.append(k)
-            entry[mode] = {
-                "median": statistics.median(rates),
-                "repeats": rates,
-                "steps": steps_done,
-                "foreign_cpu_share": meter.foreign_share(),
-            }
+            entry[mode] = clean_repeats(
+                lambda step=step: _timed(step, args.steps, args.seconds),
+                args.repeats,
+                args.max_busy,
+                args.retries,
+                args.quiet_wait,
+                lambda msg, name=name, mode=mode: print(f"[d3rlpy] {name} {mode}: {msg}", file=sys.stderr),
+            )
         # d3rlpy's sampler alone, per batch (explains the gap between fit_loop and update_only)
         t0 = time.perf_counter()
         for _ in range(50):

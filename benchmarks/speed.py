@@ -35,14 +35,13 @@ import multiprocessing as mp
 import os
 import platform
 import shlex
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cpumeter import CpuMeter, cores, wait_for_quiet  # noqa: E402
+from _cpumeter import CpuMeter, clean_repeats, cores, wait_for_quiet  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -87,6 +86,13 @@ def parse_args(argv=None):
         default=300.0,
         help="before timing, wait up to this many seconds for other processes to leave the CPU idle",
     )
+    p.add_argument(
+        "--max-busy",
+        type=float,
+        default=0.10,
+        help="redo a timed repeat during which other processes took more than this share of the CPU",
+    )
+    p.add_argument("--retries", type=int, default=10, help="most redone repeats per measurement")
     p.add_argument("--out", type=Path, default=OUT / "speed.json")
     return p.parse_args(argv)
 
@@ -402,23 +408,29 @@ def _bench_one(name, common, registry, stats, ds, args, hidden) -> dict:
         jax.block_until_ready(state)
         box["state"] = state
 
-    meter = CpuMeter()
-    rates, steps = [], []
-    for _ in range(args.repeats):
-        r, s = _repeat(sample_and_train, k, args.steps, args.seconds, est_call_s)
-        rates.append(r)
-        steps.append(s)
+    def log(msg, name=name):
+        print(f"[armfarm] {name}: {msg}", file=sys.stderr, flush=True)
+
+    def timed(fn):
+        return clean_repeats(
+            lambda: _repeat(fn, k, args.steps, args.seconds, est_call_s),
+            args.repeats,
+            args.max_busy,
+            args.retries,
+            args.wait_quiet,
+            log,
+        )
+
+    main = timed(sample_and_train)
     entry = {
-        "steps_per_s": statistics.median(rates),
-        "repeats": rates,
-        "steps": steps,
+        "steps_per_s": main["median"],
+        **{key: v for key, v in main.items() if key != "median"},
         "compile_s": compile_s,
         "k": k,
         "n_params_in_state": n_params,
         "config": _plain(config),
         "config_overrides": _plain(overrides),
     }
-    entry["foreign_cpu_share"] = meter.foreign_share()
     metrics_host = box["metrics"]
     entry["last_metrics"] = {
         key: float(np.asarray(v).reshape(-1)[-1])
@@ -438,10 +450,11 @@ def _bench_one(name, common, registry, stats, ds, args, hidden) -> dict:
             jax.block_until_ready(state)
             box["state"] = state
 
-        rates_u = [
-            _repeat(train_only, k, args.steps, args.seconds, est_call_s)[0] for _ in range(args.repeats)
-        ]
-        entry["update_only"] = {"steps_per_s": statistics.median(rates_u), "repeats": rates_u}
+        ref = timed(train_only)
+        entry["update_only"] = {
+            "steps_per_s": ref["median"],
+            **{key: v for key, v in ref.items() if key != "median"},
+        }
         t0 = time.perf_counter()
         for _ in range(10):
             sampler(k, b)
@@ -484,6 +497,12 @@ def bench_d3rlpy(names, npz: Path, args) -> dict:
         str(args.batch_size),
         "--seed",
         str(args.seed),
+        "--max-busy",
+        str(args.max_busy),
+        "--retries",
+        str(args.retries),
+        "--quiet-wait",
+        str(args.wait_quiet),
     ]
     if args.no_update_only:
         cmd += ["--modes", "fit_loop"]
@@ -650,19 +669,22 @@ def main(argv=None) -> int:
         f"each >= {args.seconds:g} s"
         + (f" and >= {args.steps} steps" if args.steps else "")
         + f"\narmfarm batches: {arm.get('sampler', 'n/a')}; d3rlpy batches: ReplayBuffer.sample_transition_batch"
-        + "\nCPU used by other processes: "
+        + "\nCPU taken by other processes (whole phase, incl. waits and discarded repeats): "
         + ", ".join(
             f"{phase} {_pct(info.get(f'foreign_cpu_share_{phase}'))}"
             for phase in ("before", "armfarm", "d3rlpy")
         )
         + f"\nCommand: {command}"
     )
-    busy = [
-        v for k, v in info.items() if k.startswith("foreign_cpu_share_") and k != "foreign_cpu_share_before"
+    dirty = [
+        r["algo"]
+        for r in rows
+        if r["foreign_cpu_share"] is not None and r["foreign_cpu_share"] > args.max_busy
     ]
-    if any(v is not None and v > 0.05 for v in busy):
+    if dirty:
         header += (
-            "\nWARNING: other processes used more than 5% of the CPU while timing; numbers are unreliable."
+            f"\nWARNING: other processes took more than {args.max_busy:.0%} of the CPU during accepted repeats of "
+            f"{', '.join(dirty)} (retries ran out); those numbers are unreliable."
         )
     report = (
         f"{header}\n\n{md}\n\nReference, gradient step alone (pre-sampled batches, steps/s):\n\n{details}\n"

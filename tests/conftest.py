@@ -1,12 +1,21 @@
-"""Shared fixtures: small stores built with real environments."""
+"""Shared fixtures: small stores built with real environments, and the index backends to test.
+
+Store and fleet tests take ``index_url``, which runs them once with the default SQLite index and
+once with a PostgreSQL index in a throwaway cluster. The PostgreSQL runs are skipped only when
+Debian's ``postgresql`` binaries are absent, and never when ``ARMFARM_TEST_POSTGRES=1`` (as in CI).
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # for postgres_cluster
+
+from postgres_cluster import PG_GLOB, PostgresCluster, find_bindir  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -18,3 +27,23 @@ def hopper_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("stores") / "hopper"
     collect("Hopper-v5", path, BehaviorSpec("random"), episodes=12, workers=2, seed=0)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """URL of a database in a PostgreSQL cluster that lives as long as the test session."""
+    bindir = find_bindir()
+    if bindir is None:
+        if os.environ.get("ARMFARM_TEST_POSTGRES") == "1":
+            pytest.fail(f"ARMFARM_TEST_POSTGRES=1 but no initdb/pg_ctl under {PG_GLOB}")
+        pytest.skip(f"PostgreSQL is not installed (no initdb/pg_ctl under {PG_GLOB}; apt-get install postgresql)")
+    with PostgresCluster(bindir) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def index_url(request) -> str:
+    """``"sqlite"`` or the URL of the test PostgreSQL database (each store gets its own schema)."""
+    if request.param == "sqlite":
+        return "sqlite"
+    return request.getfixturevalue("postgres_url")

@@ -22,10 +22,10 @@ from armfarm.algos.common import (
     ConfigBase,
     DatasetStats,
     apply_optimizer,
-    jit_init,
     make_norm,
     mlp_policy,
     preprocess,
+    seed_streams,
 )
 from armfarm.nets.mlp import init_mlp, mlp_apply
 from armfarm.policy import NumpyPolicy
@@ -48,10 +48,9 @@ def _optimizer(config: BCConfig) -> optax.GradientTransformation:
     return optax.adam(config.lr)
 
 
-@jit_init
-def _init_nets(config: BCConfig, obs_dim: int, act_dim: int, key: jax.Array) -> dict:
-    key, k_actor = jax.random.split(key)
-    params = init_mlp(k_actor, (obs_dim, *config.hidden, act_dim), config.init)
+def _init_nets(config: BCConfig, obs_dim: int, act_dim: int, seed: int) -> dict:
+    key, rng = seed_streams(seed)
+    params = init_mlp(rng, (obs_dim, *config.hidden, act_dim), config.init)
     return {
         "step": jnp.zeros((), jnp.int32),
         "key": key,

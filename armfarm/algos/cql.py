@@ -47,11 +47,12 @@ from armfarm.algos.common import (
     ConfigBase,
     DatasetStats,
     apply_optimizer,
-    jit_init,
     make_norm,
     mlp_policy,
     polyak,
     preprocess,
+    seed_streams,
+    split_key,
 )
 from armfarm.nets.mlp import critic_ensemble_apply, init_critic_ensemble, init_mlp, mlp_apply
 from armfarm.policy import NumpyPolicy
@@ -106,11 +107,10 @@ def _opt(lr: float) -> optax.GradientTransformation:
     return optax.adam(lr)
 
 
-@jit_init
-def _init_nets(config: CQLConfig, obs_dim: int, act_dim: int, key: jax.Array) -> dict:
-    key, k_actor, k_critic = jax.random.split(key, 3)
-    actor = init_mlp(k_actor, (obs_dim, *config.hidden, 2 * act_dim), config.init)
-    critic = init_critic_ensemble(k_critic, 2, obs_dim, act_dim, config.hidden, config.init)
+def _init_nets(config: CQLConfig, obs_dim: int, act_dim: int, seed: int) -> dict:
+    key, rng = seed_streams(seed)
+    actor = init_mlp(rng, (obs_dim, *config.hidden, 2 * act_dim), config.init)
+    critic = init_critic_ensemble(rng, 2, obs_dim, act_dim, config.hidden, config.init)
     log_alpha = jnp.asarray(math.log(config.init_alpha), jnp.float32)
     state = {
         "step": jnp.zeros((), jnp.int32),
@@ -152,7 +152,7 @@ def update(config: CQLConfig, state: AgentState, batch: dict) -> tuple[AgentStat
     obs, act, next_obs = b["observations"], b["actions"], b["next_observations"]
     batch_size, act_dim = act.shape
     n = config.num_samples
-    key, k_next, k_pi, k_rand, k_cur, k_nxt = jax.random.split(state["key"], 6)
+    key, (k_next, k_pi, k_rand, k_cur, k_nxt) = split_key(state["key"], 5)
     sg = jax.lax.stop_gradient
     target_entropy = -float(act_dim) if config.target_entropy is None else config.target_entropy
     alpha = jnp.exp(state["log_alpha"]["params"])

@@ -45,11 +45,11 @@ from armfarm.algos.common import (
     ConfigBase,
     DatasetStats,
     apply_optimizer,
-    jit_init,
     make_norm,
     mlp_policy,
     polyak,
     preprocess,
+    seed_streams,
 )
 from armfarm.nets.mlp import critic_ensemble_apply, init_critic_ensemble, init_mlp, mlp_apply
 from armfarm.policy import NumpyPolicy
@@ -124,14 +124,13 @@ def expectile_loss(diff: jax.Array, expectile: float) -> jax.Array:
     return weight * jnp.square(diff)
 
 
-@jit_init
-def _init_nets(config: IQLConfig, obs_dim: int, act_dim: int, key: jax.Array) -> dict:
-    key, k_actor, k_critic, k_value = jax.random.split(key, 4)
-    actor = {"net": init_mlp(k_actor, (obs_dim, *config.hidden, act_dim), config.init)}
+def _init_nets(config: IQLConfig, obs_dim: int, act_dim: int, seed: int) -> dict:
+    key, rng = seed_streams(seed)
+    actor = {"net": init_mlp(rng, (obs_dim, *config.hidden, act_dim), config.init)}
     if config.policy == "gaussian":
         actor["log_std"] = jnp.zeros((act_dim,), jnp.float32)
-    critic = init_critic_ensemble(k_critic, 2, obs_dim, act_dim, config.hidden, config.init)
-    value = init_mlp(k_value, (obs_dim, *config.hidden, 1), config.init)
+    critic = init_critic_ensemble(rng, 2, obs_dim, act_dim, config.hidden, config.init)
+    value = init_mlp(rng, (obs_dim, *config.hidden, 1), config.init)
     return {
         "step": jnp.zeros((), jnp.int32),
         "key": key,

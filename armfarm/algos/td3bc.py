@@ -33,11 +33,12 @@ from armfarm.algos.common import (
     ConfigBase,
     DatasetStats,
     apply_optimizer,
-    jit_init,
     make_norm,
     mlp_policy,
     polyak,
     preprocess,
+    seed_streams,
+    split_key,
 )
 from armfarm.nets.mlp import (
     critic_apply,
@@ -88,11 +89,10 @@ def _pi(params, obs):
     return mlp_apply(params, obs, final_activation=jnp.tanh)
 
 
-@jit_init
-def _init_nets(config: TD3BCConfig, obs_dim: int, act_dim: int, key: jax.Array) -> dict:
-    key, k_actor, k_critic = jax.random.split(key, 3)
-    actor = init_mlp(k_actor, (obs_dim, *config.hidden, act_dim), config.init)
-    critic = init_critic_ensemble(k_critic, 2, obs_dim, act_dim, config.hidden, config.init)
+def _init_nets(config: TD3BCConfig, obs_dim: int, act_dim: int, seed: int) -> dict:
+    key, rng = seed_streams(seed)
+    actor = init_mlp(rng, (obs_dim, *config.hidden, act_dim), config.init)
+    critic = init_critic_ensemble(rng, 2, obs_dim, act_dim, config.hidden, config.init)
     zero = jnp.zeros((), jnp.float32)
     return {
         "step": jnp.zeros((), jnp.int32),
@@ -111,7 +111,7 @@ def update(config: TD3BCConfig, state: AgentState, batch: dict) -> tuple[AgentSt
     """One TD3+BC step: critic update every step, actor + target updates every ``policy_freq``."""
     b = preprocess(state, batch, config.normalize_obs)
     obs, act, next_obs = b["observations"], b["actions"], b["next_observations"]
-    key, k_noise = jax.random.split(state["key"])
+    key, (k_noise,) = split_key(state["key"], 1)
     actor, critic = state["actor"], state["critic"]
 
     # ---- critic: clipped double-Q target with target policy smoothing

@@ -1,18 +1,23 @@
-"""The episode store: immutable Arrow shards plus a SQLite index, safe for many writer processes.
+"""The episode store: immutable Arrow shards plus an index, safe for many writer processes.
 
 On disk (see ``docs/design.md``)::
 
     STORE/
-      store.json           {"format": "armfarm-episode-store", "schema_version": 1, "created_at": ...}
+      store.json           {"format": "armfarm-episode-store", "schema_version": 1, "created_at": ...,
+                            "index": {"backend": "sqlite"}}
       index.sqlite         WAL mode; tables meta, spec, shards, episodes
       shards/<uuid>.arrow  immutable Arrow IPC files (see armfarm.data.shards)
       tmp/                 files being written; never read
 
+The index is SQLite by default, or a schema in a PostgreSQL database (``index_url``; see
+:mod:`armfarm.data.index`), in which case ``index.sqlite`` is absent and ``store.json`` records
+where the index is.
+
 A write puts each new shard in ``tmp/`` and fsyncs it, registers it as *pending* in the ``shards``
 table, renames it into ``shards/`` and fsyncs the directory, then inserts the episode rows and marks
-the shard *committed* in one SQLite transaction. Only indexed episodes exist, so a crash at any
+the shard *committed* in one index transaction. Only indexed episodes exist, so a crash at any
 point leaves whole episodes or nothing; the leftovers of an interrupted write (a file in ``tmp/``, or
-a pending shard) are harmless, and ``check_store`` reports them as warnings. SQLite serialises
+a pending shard) are harmless, and ``check_store`` reports them as warnings. The index serialises
 writers across processes; a snapshot (the list of episode rows at one moment) stays readable
 forever, because shards never change once renamed.
 """
@@ -21,10 +26,8 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +35,15 @@ from typing import Any, Literal
 import numpy as np
 
 from armfarm.data.errors import DataError
+from armfarm.data.index import (
+    INDEX_FILE,
+    SQLITE,
+    Cursor,
+    Index,
+    IndexLocation,
+    open_index,
+    same_database,
+)
 from armfarm.data.schema import SCHEMA_VERSION, Episode, StoreSpec, utc_now_iso
 from armfarm.data.shards import (
     SHARD_SUFFIX,
@@ -44,10 +56,8 @@ from armfarm.data.shards import (
 
 STORE_FORMAT = "armfarm-episode-store"
 STORE_FILE = "store.json"
-INDEX_FILE = "index.sqlite"
 SHARDS_DIR = "shards"
 TMP_DIR = "tmp"
-BUSY_TIMEOUT_S = 600.0  # writers wait this long for the SQLite write lock before failing
 _SQL_CHUNK = 500  # ids per "IN (...)" query, below SQLite's parameter limit
 
 _SCHEMA_SQL = """
@@ -62,12 +72,12 @@ CREATE TABLE IF NOT EXISTS shards (
     created_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS episodes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {serial_key},
     episode_id TEXT NOT NULL UNIQUE,
     shard TEXT NOT NULL REFERENCES shards(name),
     row_offset INTEGER NOT NULL,
     length INTEGER NOT NULL,
-    "return" REAL NOT NULL,
+    "return" {float8} NOT NULL,
     terminated INTEGER NOT NULL,
     collector_id TEXT NOT NULL,
     policy_id TEXT NOT NULL,
@@ -77,7 +87,8 @@ CREATE TABLE IF NOT EXISTS episodes (
 );
 CREATE INDEX IF NOT EXISTS episodes_by_shard ON episodes (shard, row_offset);
 """
-# ``seed`` is TEXT because Gymnasium/Minari seeds may exceed SQLite's signed 64-bit integers.
+# ``seed`` is TEXT because Gymnasium/Minari seeds may exceed signed 64-bit integers. The schema is a
+# template for Index.ddl (engine-specific spellings of the serial key and of 64-bit floats).
 
 _INSERT_COLUMNS = 'episode_id, shard, row_offset, length, "return", terminated, collector_id, policy_id, env_id, seed, created_at'
 _RECORD_COLUMNS = _INSERT_COLUMNS + ", seq"
@@ -160,32 +171,54 @@ class EpisodeStore:
         create: create the store if it does not exist (an existing store is simply opened).
         spec: bind this spec now instead of on the first write (e.g. ``StoreSpec.from_gymnasium``,
             which also records action bounds). An existing store must have the same layout.
+        index_url: where a new store keeps its index: ``"sqlite"`` (default) or a
+            ``postgresql://`` URL (see :mod:`armfarm.data.index`). Opening an existing store reads
+            the location from ``store.json``; a URL given then must name the same database (it
+            may add the password).
 
     Raises:
-        DataError: ``path`` is not a store (or cannot become one), or ``spec`` conflicts with it.
+        DataError: ``path`` is not a store (or cannot become one), ``spec`` conflicts with it, or
+            ``index_url`` names another index.
 
-    The object holds no open handles (each call connects to the index), so it can be pickled and
-    used from any process or thread.
+    The object holds no open handles (each call runs its own index transaction), so it can be
+    pickled and used from any process or thread. ``store.index`` is its
+    :class:`~armfarm.data.index.Index`; other modules may keep their own tables there (the fleet
+    registry does), so that they live and move with the store.
     """
 
-    def __init__(self, path: str | os.PathLike, create: bool = False, spec: StoreSpec | None = None):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        create: bool = False,
+        spec: StoreSpec | None = None,
+        index_url: str | None = None,
+    ):
         self.path = Path(path)
         if create:
-            self._create()
-        self._check_layout()
+            self._create(index_url)
+        location = self._check_layout()
+        if not same_database(location, index_url):
+            raise DataError(
+                f"keeps its index in {location.describe(self.path)}, not in the index URL given",
+                path=self.path,
+                field="index_url",
+                hint="open the store without index_url, or with the URL of its own index",
+            )
+        self.index: Index = open_index(self.path, location, None if index_url == SQLITE else index_url)
         if spec is not None:
-            self._bind_spec(spec)
+            self.bind_spec(spec)
 
     def __repr__(self) -> str:
         return f"EpisodeStore({str(self.path)!r})"
 
     # -- opening --------------------------------------------------------------------------------
 
-    def _create(self) -> None:
+    def _create(self, index_url: str | None) -> None:
         if self.path.exists() and not self.path.is_dir():
             raise DataError("exists and is not a directory", path=self.path, hint="choose another store path")
         if (self.path / STORE_FILE).exists():
             return
+        location = IndexLocation.parse(index_url)
         if self.path.is_dir():
             unknown = sorted(set(os.listdir(self.path)) - _KNOWN_ENTRIES)
             if unknown:
@@ -196,36 +229,35 @@ class EpisodeStore:
                 )
         (self.path / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
         (self.path / TMP_DIR).mkdir(exist_ok=True)
-        con = self._connect()
-        try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA_SQL.split(";"):
-                if statement.strip():
-                    con.execute(statement)
-            created_at = utc_now_iso()
-            con.executemany(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+        index = open_index(self.path, location, index_url)
+        index.create(_SCHEMA_SQL)
+        created_at = utc_now_iso()
+        with index.transaction(write=True) as cur:
+            cur.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
                 [("schema_version", str(SCHEMA_VERSION)), ("provenance", "{}"), ("created_at", created_at)],
             )
-            con.execute("COMMIT")
-        finally:
-            con.close()
         # store.json last and atomically (link fails if another creator won): its presence means
         # the index is ready.
-        header = {"format": STORE_FORMAT, "schema_version": SCHEMA_VERSION, "created_at": created_at}
+        header = {
+            "format": STORE_FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "created_at": created_at,
+            "index": location.to_json(),
+        }
         tmp = self.path / TMP_DIR / f"{uuid.uuid4().hex}.json"
         tmp.write_text(json.dumps(header, indent=2) + "\n")
         fsync_path(tmp)
         try:
             os.link(tmp, self.path / STORE_FILE)
         except FileExistsError:
-            pass
+            index.drop()  # another creator won; its index is the store's (a shared SQLite file stays)
         finally:
             tmp.unlink()
         fsync_path(self.path)
 
-    def _check_layout(self) -> None:
+    def _check_layout(self) -> IndexLocation:
+        """Check the header; return where the index is."""
         header_path = self.path / STORE_FILE
         if not self.path.exists():
             raise DataError(
@@ -258,56 +290,31 @@ class EpisodeStore:
                 field="schema_version",
                 hint="upgrade armfarm to read this store",
             )
-        if not (self.path / INDEX_FILE).is_file():
+        location = IndexLocation.from_json(header.get("index"), header_path)
+        if location.backend == SQLITE and not (self.path / INDEX_FILE).is_file():
             raise DataError(
                 "the store has no index", path=self.path / INDEX_FILE, hint="the store is damaged; restore it"
             )
-
-    # -- SQLite ---------------------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        con = sqlite3.connect(
-            self.path / INDEX_FILE, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-        )
-        con.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        con.execute("PRAGMA synchronous = FULL")
-        return con
-
-    @contextmanager
-    def _transaction(
-        self, mode: Literal["DEFERRED", "IMMEDIATE"] = "IMMEDIATE"
-    ) -> Iterator[sqlite3.Connection]:
-        """One transaction; ``DEFERRED`` ones only read and see a single consistent snapshot."""
-        con = self._connect()
-        try:
-            con.execute(f"BEGIN {mode}")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-        except sqlite3.DatabaseError as e:
-            raise DataError(
-                f"index error ({e})",
-                path=self.path / INDEX_FILE,
-                hint="the index is damaged or the disk is full",
-            ) from e
-        finally:
-            con.close()
+        return location
 
     # -- spec -----------------------------------------------------------------------------------
 
     @property
     def spec(self) -> StoreSpec | None:
         """The store's spec, or ``None`` before the first write."""
-        with self._transaction("DEFERRED") as con:
+        with self.index.transaction() as con:
             row = con.execute("SELECT json FROM spec").fetchone()
         return None if row is None else StoreSpec.from_json(row[0])
 
-    def _bind_spec(self, spec: StoreSpec) -> StoreSpec:
-        """Make ``spec`` the store's spec if it has none; else check the layouts agree."""
-        with self._transaction() as con:
+    def bind_spec(self, spec: StoreSpec) -> StoreSpec:
+        """Make ``spec`` the store's spec if it has none; else check the layouts agree.
+
+        Bounds ``spec`` has and the store lacks are added. Returns the store's spec.
+
+        Raises:
+            DataError: the layouts (or bounds both have) differ; the message names the field.
+        """
+        with self.index.transaction(write=True) as con:
             row = con.execute("SELECT json FROM spec").fetchone()
             if row is None:
                 con.execute("INSERT INTO spec (id, json) VALUES (1, ?)", (spec.to_json(),))
@@ -375,7 +382,7 @@ class EpisodeStore:
             if ep.episode_id in unique and on_duplicate == "error":
                 raise _duplicate_error(self.path, {ep.episode_id}, "appears twice in this write")
             unique.setdefault(ep.episode_id, ep)
-        spec = self._bind_spec(reference)
+        spec = self.bind_spec(reference)
         todo = list(unique.values())
         while True:
             existing = self._existing_ids([ep.episode_id for ep in todo])
@@ -393,7 +400,7 @@ class EpisodeStore:
             return [ep.episode_id for ep in todo]
 
     def _existing_ids(self, ids: Sequence[str]) -> set[str]:
-        with self._transaction("DEFERRED") as con:
+        with self.index.transaction() as con:
             return _stored_ids(con, ids)
 
     def _commit(self, episodes: list[Episode], spec: StoreSpec) -> None:
@@ -427,7 +434,7 @@ class EpisodeStore:
                     offset += ep.length + 1
                 del table
             now = utc_now_iso()
-            with self._transaction() as con:
+            with self.index.transaction(write=True) as con:
                 con.executemany(
                     "INSERT INTO shards (name, rows, bytes, sha256, status, created_at) "
                     "VALUES (?, ?, ?, ?, 'pending', ?)",
@@ -436,7 +443,7 @@ class EpisodeStore:
             for name, *_ in staged:
                 os.rename(tmp_dir / name, shard_dir / name)
             fsync_path(shard_dir)
-            with self._transaction() as con:
+            with self.index.transaction(write=True) as con:
                 raced = _stored_ids(con, [r[0] for r in rows])
                 if raced:
                     raise _DuplicateRace(raced)
@@ -459,7 +466,7 @@ class EpisodeStore:
         """
         names = [name for name, *_ in staged]
         try:
-            with self._transaction("DEFERRED") as con:
+            with self.index.transaction() as con:
                 committed = {
                     name
                     for name in names
@@ -470,7 +477,7 @@ class EpisodeStore:
             for name in set(names) - committed:
                 for directory in (TMP_DIR, SHARDS_DIR):
                     (self.path / directory / name).unlink(missing_ok=True)
-            with self._transaction() as con:
+            with self.index.transaction(write=True) as con:
                 con.executemany(
                     "DELETE FROM shards WHERE name = ? AND status = 'pending'", [(n,) for n in names]
                 )
@@ -483,7 +490,7 @@ class EpisodeStore:
         self, collector_id: str | None = None, policy_id: str | None = None, env_id: str | None = None
     ) -> list[EpisodeRecord]:
         """Index rows in commit order, optionally only those matching the given metadata."""
-        with self._transaction("DEFERRED") as con:
+        with self.index.transaction() as con:
             return _select_records(con, collector_id=collector_id, policy_id=policy_id, env_id=env_id)
 
     def snapshot(self) -> list[EpisodeRecord]:
@@ -495,17 +502,17 @@ class EpisodeStore:
 
     def shards(self) -> list[ShardRecord]:
         """All registered shards (pending ones belong to unfinished or interrupted writes)."""
-        with self._transaction("DEFERRED") as con:
+        with self.index.transaction() as con:
             return _select_shards(con)
 
     def index_snapshot(self) -> tuple[list[EpisodeRecord], list[ShardRecord]]:
         """Episodes and shards read at one moment (consistent with each other, for integrity checks)."""
-        with self._transaction("DEFERRED") as con:
+        with self.index.transaction() as con:
             return _select_records(con), _select_shards(con)
 
     def record(self, episode_id: str) -> EpisodeRecord:
         """The index row of ``episode_id``; raises DataError if it is not stored."""
-        with self._transaction("DEFERRED") as con:
+        with self.index.transaction() as con:
             row = con.execute(
                 f"SELECT {_RECORD_COLUMNS} FROM episodes WHERE episode_id = ?", (episode_id,)
             ).fetchone()
@@ -548,7 +555,7 @@ class EpisodeStore:
     @property
     def provenance(self) -> dict:
         """Store-level provenance (free-form JSON, merged by :meth:`set_provenance`)."""
-        with self._transaction("DEFERRED") as con:
+        with self.index.transaction() as con:
             return json.loads(con.execute("SELECT value FROM meta WHERE key = 'provenance'").fetchone()[0])
 
     def set_provenance(self, updates: dict) -> dict:
@@ -562,7 +569,7 @@ class EpisodeStore:
                 field="provenance",
                 hint="pass plain dicts, lists, strings and numbers",
             ) from e
-        with self._transaction() as con:
+        with self.index.transaction(write=True) as con:
             merged = json.loads(con.execute("SELECT value FROM meta WHERE key = 'provenance'").fetchone()[0])
             merged.update(updates)
             con.execute("UPDATE meta SET value = ? WHERE key = 'provenance'", (json.dumps(merged),))
@@ -570,12 +577,12 @@ class EpisodeStore:
 
     @property
     def num_episodes(self) -> int:
-        with self._transaction("DEFERRED") as con:
+        with self.index.transaction() as con:
             return int(con.execute("SELECT COUNT(*) FROM episodes").fetchone()[0])
 
     @property
     def num_transitions(self) -> int:
-        with self._transaction("DEFERRED") as con:
+        with self.index.transaction() as con:
             return int(con.execute("SELECT COALESCE(SUM(length), 0) FROM episodes").fetchone()[0])
 
     def info(self) -> dict[str, Any]:
@@ -586,7 +593,7 @@ class EpisodeStore:
         (``mean``/``std``/``min``/``max``; None when empty), ``provenance``, and episode counts by
         ``collectors``, ``policies`` and ``envs``.
         """
-        with self._transaction("DEFERRED") as con:
+        with self.index.transaction() as con:
             meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
             spec_row = con.execute("SELECT json FROM spec").fetchone()
             stats = np.array(
@@ -621,7 +628,7 @@ class EpisodeStore:
         }
 
 
-def _select_records(con: sqlite3.Connection, **filters: str | None) -> list[EpisodeRecord]:
+def _select_records(con: Cursor, **filters: str | None) -> list[EpisodeRecord]:
     """Episode rows in commit order, keeping those whose columns equal the non-None ``filters``."""
     active = {k: v for k, v in filters.items() if v is not None}
     query = f"SELECT {_RECORD_COLUMNS} FROM episodes"
@@ -630,12 +637,12 @@ def _select_records(con: sqlite3.Connection, **filters: str | None) -> list[Epis
     return [EpisodeRecord.from_row(r) for r in con.execute(query + " ORDER BY seq", list(active.values()))]
 
 
-def _select_shards(con: sqlite3.Connection) -> list[ShardRecord]:
+def _select_shards(con: Cursor) -> list[ShardRecord]:
     rows = con.execute("SELECT name, rows, bytes, sha256, status, created_at FROM shards ORDER BY created_at")
     return [ShardRecord(*row) for row in rows]
 
 
-def _stored_ids(con: sqlite3.Connection, ids: Sequence[str]) -> set[str]:
+def _stored_ids(con: Cursor, ids: Sequence[str]) -> set[str]:
     """Which of ``ids`` are in the index."""
     found: set[str] = set()
     for i in range(0, len(ids), _SQL_CHUNK):

@@ -5,7 +5,8 @@ ensemble of ``n`` identically shaped networks (the twin critics of TD3/SAC/IQL/C
 with a leading axis of size ``n`` and is evaluated with :func:`jax.vmap`, so the members run as one
 batched matrix product per layer rather than ``n`` separate networks.
 
-Initialisers (``init=``):
+Initialisation runs in NumPy from a ``numpy.random.Generator`` (or a seed), so it is deterministic and
+costs no XLA compilation. Initialisers (``init=``):
 
 ``"lecun"``
     truncated normal with variance ``1 / fan_in`` (LeCun et al. 1998), zero bias.
@@ -27,6 +28,7 @@ from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Params = list[dict[str, jax.Array]]
 Activation = Callable[[jax.Array], jax.Array]
@@ -34,40 +36,61 @@ Activation = Callable[[jax.Array], jax.Array]
 INITS = ("lecun", "orthogonal", "torch")
 
 
-def _init_layer(key: jax.Array, fan_in: int, fan_out: int, init: str, scale: float) -> dict[str, jax.Array]:
-    wkey, bkey = jax.random.split(key)
-    if init == "lecun":
-        w = jax.nn.initializers.lecun_normal()(wkey, (fan_in, fan_out), jnp.float32)
-        b = jnp.zeros((fan_out,), jnp.float32)
+def _layer_weights(rng: np.random.Generator, fan_in: int, fan_out: int, init: str) -> tuple[np.ndarray, np.ndarray]:
+    if init == "lecun":  # truncated normal in [-2, 2] std, rescaled to variance 1 / fan_in (as jax's)
+        w = rng.standard_normal((fan_in, fan_out))
+        bad = np.abs(w) > 2.0
+        while bad.any():
+            w[bad] = rng.standard_normal(int(bad.sum()))
+            bad = np.abs(w) > 2.0
+        w *= math.sqrt(1.0 / fan_in) / 0.87962566103423978
+        b = np.zeros(fan_out)
     elif init == "orthogonal":
-        w = jax.nn.initializers.orthogonal(scale=math.sqrt(2.0))(wkey, (fan_in, fan_out), jnp.float32)
-        b = jnp.zeros((fan_out,), jnp.float32)
+        a = rng.standard_normal((max(fan_in, fan_out), min(fan_in, fan_out)))
+        q, r = np.linalg.qr(a)
+        q *= np.sign(np.diag(r))
+        w = (q if fan_in >= fan_out else q.T) * math.sqrt(2.0)
+        b = np.zeros(fan_out)
     elif init == "torch":
         bound = 1.0 / math.sqrt(fan_in)
-        w = jax.random.uniform(wkey, (fan_in, fan_out), jnp.float32, -bound, bound)
-        b = jax.random.uniform(bkey, (fan_out,), jnp.float32, -bound, bound)
+        w = rng.uniform(-bound, bound, (fan_in, fan_out))
+        b = rng.uniform(-bound, bound, fan_out)
     else:
         raise ValueError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
-    if scale != 1.0:
-        w, b = w * scale, b * scale
-    return {"w": w, "b": b}
+    return w, b
 
 
-def init_mlp(
-    key: jax.Array, sizes: Sequence[int], init: str = "lecun", final_scale: float = 1.0
-) -> Params:
-    """Initialise an MLP with layer widths ``sizes = (in, hidden..., out)``."""
+def _as_rng(rng: np.random.Generator | int | Sequence[int]) -> np.random.Generator:
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def _init_numpy(rng: np.random.Generator, sizes: Sequence[int], init: str, final_scale: float) -> list[dict]:
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2 or any(s <= 0 for s in sizes):
         raise ValueError(f"MLP sizes must be >= 2 positive ints (in, ..., out), got {sizes}")
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
-    keys = jax.random.split(key, len(sizes) - 1)
-    n = len(sizes) - 1
-    return [
-        _init_layer(keys[i], sizes[i], sizes[i + 1], init, final_scale if i == n - 1 else 1.0)
-        for i in range(n)
-    ]
+    layers = []
+    for i in range(len(sizes) - 1):
+        w, b = _layer_weights(rng, sizes[i], sizes[i + 1], init)
+        if i == len(sizes) - 2 and final_scale != 1.0:
+            w, b = w * final_scale, b * final_scale
+        layers.append({"w": w.astype(np.float32), "b": b.astype(np.float32)})
+    return layers
+
+
+def init_mlp(
+    rng: np.random.Generator | int | Sequence[int],
+    sizes: Sequence[int],
+    init: str = "lecun",
+    final_scale: float = 1.0,
+) -> Params:
+    """Initialise an MLP with layer widths ``sizes = (in, hidden..., out)``.
+
+    ``rng`` is a NumPy ``Generator`` or a seed for one. Initialisation runs in NumPy (deterministic for
+    a seed, and free of the per-shape XLA compilations that initialising with ``jax.random`` costs).
+    """
+    return jax.tree.map(jnp.asarray, _init_numpy(_as_rng(rng), sizes, init, final_scale))
 
 
 def mlp_apply(
@@ -85,13 +108,18 @@ def mlp_apply(
 
 
 def init_ensemble(
-    key: jax.Array, num: int, sizes: Sequence[int], init: str = "lecun", final_scale: float = 1.0
+    rng: np.random.Generator | int | Sequence[int],
+    num: int,
+    sizes: Sequence[int],
+    init: str = "lecun",
+    final_scale: float = 1.0,
 ) -> Params:
-    """``num`` independently initialised MLPs stacked on a leading axis (vmapped init)."""
+    """``num`` independently initialised MLPs stacked on a leading axis."""
     if num < 1:
         raise ValueError(f"ensemble size must be >= 1, got {num}")
-    keys = jax.random.split(key, num)
-    return jax.vmap(lambda k: init_mlp(k, sizes, init, final_scale))(keys)
+    rng = _as_rng(rng)
+    members = [_init_numpy(rng, sizes, init, final_scale) for _ in range(num)]
+    return jax.tree.map(lambda *leaves: jnp.asarray(np.stack(leaves)), *members)
 
 
 def ensemble_apply(
@@ -121,9 +149,11 @@ def ensemble_size(params: Params) -> int:
 # --------------------------------------------------------------------------------------- critics
 
 
-def init_critic(key: jax.Array, obs_dim: int, act_dim: int, hidden: Sequence[int], init: str = "lecun") -> Params:
+def init_critic(
+    rng: np.random.Generator | int | Sequence[int], obs_dim: int, act_dim: int, hidden: Sequence[int], init: str = "lecun"
+) -> Params:
     """A state-action critic ``Q(s, a)``: an MLP on ``concat(s, a)`` with a scalar output."""
-    return init_mlp(key, (obs_dim + act_dim, *hidden, 1), init)
+    return init_mlp(rng, (obs_dim + act_dim, *hidden, 1), init)
 
 
 def critic_apply(params: Params, obs: jax.Array, act: jax.Array, activation: Activation = jax.nn.relu) -> jax.Array:
@@ -150,10 +180,15 @@ def critic_apply(params: Params, obs: jax.Array, act: jax.Array, activation: Act
 
 
 def init_critic_ensemble(
-    key: jax.Array, num: int, obs_dim: int, act_dim: int, hidden: Sequence[int], init: str = "lecun"
+    rng: np.random.Generator | int | Sequence[int],
+    num: int,
+    obs_dim: int,
+    act_dim: int,
+    hidden: Sequence[int],
+    init: str = "lecun",
 ) -> Params:
     """``num`` critics (``num=2`` for twin Q) stacked on a leading axis."""
-    return init_ensemble(key, num, (obs_dim + act_dim, *hidden, 1), init)
+    return init_ensemble(rng, num, (obs_dim + act_dim, *hidden, 1), init)
 
 
 def critic_ensemble_apply(params: Params, obs: jax.Array, act: jax.Array) -> jax.Array:

@@ -1,7 +1,7 @@
 """Writer processes for the concurrency and crash tests.
 
 Importable by ``multiprocessing`` spawn children (this directory is on ``sys.path``), and runnable
-as a script: ``python store_workers.py STORE ROUND`` writes batches forever, printing the ids of
+as a script: ``python store_workers.py STORE ROUND INDEX_URL`` writes batches forever, printing the ids of
 each batch only after ``write()`` has returned (so a printed id is an acknowledged, durable one).
 """
 
@@ -17,10 +17,10 @@ from armfarm.data import EpisodeStore
 CRASH_BATCH = 3
 
 
-def write_many(store_path: str, worker: int, count: int) -> None:
+def write_many(store_path: str, worker: int, count: int, index_url: str) -> None:
     """Write ``count`` episodes one call at a time, creating the store if needed."""
     rng = np.random.default_rng(worker)
-    store = EpisodeStore(store_path, create=True)
+    store = EpisodeStore(store_path, create=True, index_url=index_url)
     for i in range(count):
         store.write(
             [
@@ -48,8 +48,8 @@ def crash_episode(round_: int, batch: int, j: int):
     return make_episode(rng, T=int(rng.integers(1, 400)), episode_id=f"r{round_}-b{batch}-e{j}", seed=batch)
 
 
-def crash_loop(store_path: str, round_: int) -> None:
-    store = EpisodeStore(store_path, create=True)
+def crash_loop(store_path: str, round_: int, index_url: str) -> None:
+    store = EpisodeStore(store_path, create=True, index_url=index_url)
     batch = 0
     while True:
         episodes = [crash_episode(round_, batch, j) for j in range(CRASH_BATCH)]
@@ -59,4 +59,4 @@ def crash_loop(store_path: str, round_: int) -> None:
 
 
 if __name__ == "__main__":
-    crash_loop(sys.argv[1], int(sys.argv[2]))
+    crash_loop(sys.argv[1], int(sys.argv[2]), sys.argv[3])

@@ -1,7 +1,5 @@
 """check_store: healthy stores pass; damage is a problem; crash leftovers are warnings."""
 
-import sqlite3
-
 import numpy as np
 import pytest
 from episode_factory import make_episode
@@ -11,8 +9,8 @@ from armfarm.data.shards import build_table, write_shard
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = EpisodeStore(tmp_path / "s", create=True)
+def store(tmp_path, index_url):
+    store = EpisodeStore(tmp_path / "s", create=True, index_url=index_url)
     rng = np.random.default_rng(0)
     store.write([make_episode(rng, T=5), make_episode(rng, T=3, end="truncated")])
     store.write([make_episode(rng, T=4, dict_obs=False, end="none")])
@@ -24,10 +22,9 @@ def shard_file(store, i=0):
 
 
 def sql(store, query, *args):
-    con = sqlite3.connect(store.path / "index.sqlite")
-    with con:
-        con.execute(query, args)
-    con.close()
+    """Change the index behind the store's back."""
+    with store.index.transaction(write=True) as cur:
+        cur.execute(query, args)
 
 
 def test_healthy(store):

@@ -17,10 +17,10 @@ from armfarm.data import EpisodeStore, TransitionDataset, check_store
 HERE = Path(__file__).parent
 
 
-def test_four_processes_write_concurrently(tmp_path):
+def test_four_processes_write_concurrently(tmp_path, index_url):
     path = str(tmp_path / "store")  # the workers race to create it, too
     ctx = multiprocessing.get_context("spawn")
-    workers = [ctx.Process(target=store_workers.write_many, args=(path, w, 25)) for w in range(4)]
+    workers = [ctx.Process(target=store_workers.write_many, args=(path, w, 25, index_url)) for w in range(4)]
     for p in workers:
         p.start()
     snapshots = 0
@@ -44,9 +44,9 @@ def test_four_processes_write_concurrently(tmp_path):
     assert report.episodes == 100 and snapshots > 0
 
 
-def test_concurrent_skip_writes_store_each_id_once(tmp_path):
+def test_concurrent_skip_writes_store_each_id_once(tmp_path, index_url):
     path = str(tmp_path / "store")
-    EpisodeStore(path, create=True)
+    EpisodeStore(path, create=True, index_url=index_url)
     ids = [f"shared-{i}" for i in range(15)]
     ctx = multiprocessing.get_context("spawn")
     workers = [ctx.Process(target=store_workers.write_shared, args=(path, w, ids)) for w in range(2)]
@@ -59,13 +59,13 @@ def test_concurrent_skip_writes_store_each_id_once(tmp_path):
     assert check_store(path).ok
 
 
-def test_sigkill_leaves_whole_episodes(tmp_path):
+def test_sigkill_leaves_whole_episodes(tmp_path, index_url):
     path = tmp_path / "store"
     rng = np.random.default_rng(0)
     acked: list[str] = []
     for round_ in range(5):
         proc = subprocess.Popen(
-            [sys.executable, str(HERE / "store_workers.py"), str(path), str(round_)],
+            [sys.executable, str(HERE / "store_workers.py"), str(path), str(round_), index_url],
             stdout=subprocess.PIPE,
             text=True,
             cwd=HERE,

@@ -16,8 +16,8 @@ from armfarm.data import shards as shards_module
 
 
 @pytest.fixture
-def store(tmp_path):
-    return EpisodeStore(tmp_path / "store", create=True)
+def store(tmp_path, index_url):
+    return EpisodeStore(tmp_path / "store", create=True, index_url=index_url)
 
 
 @pytest.mark.parametrize("dict_obs", [False, True])
@@ -105,7 +105,7 @@ def test_create_on_existing_store_opens_it(store):
     assert EpisodeStore(store.path, create=True).num_episodes == 1
 
 
-def test_first_write_binds_spec(store):
+def test_first_write_binds_spec(store, index_url):
     rng = np.random.default_rng(0)
     assert store.spec is None
     store.write([make_episode(rng)])
@@ -119,16 +119,16 @@ def test_first_write_binds_spec(store):
         assert info.value.field == field and str(store.path) in str(info.value)
     assert store.num_episodes == 1
     mixed = [make_episode(rng, obs_shape=(2,)), make_episode(rng, obs_shape=(3,))]
-    other = EpisodeStore(store.path.parent / "other", create=True)
+    other = EpisodeStore(store.path.parent / "other", create=True, index_url=index_url)
     with pytest.raises(DataError):
         other.write(mixed)
     assert other.spec is None and other.num_episodes == 0
 
 
-def test_spec_from_gymnasium_records_bounds(tmp_path):
+def test_spec_from_gymnasium_records_bounds(tmp_path, index_url):
     env = gym.make("Hopper-v5")
     spec = StoreSpec.from_gymnasium(env.observation_space, env.action_space)
-    store = EpisodeStore(tmp_path / "s", create=True, spec=spec)
+    store = EpisodeStore(tmp_path / "s", create=True, spec=spec, index_url=index_url)
     store.write([make_episode(np.random.default_rng(0))])
     assert store.info()["spaces"]["action"]["low"] == [-1.0, -1.0, -1.0]
     assert EpisodeStore(tmp_path / "s", create=True, spec=spec).spec == spec
@@ -231,12 +231,45 @@ def test_large_writes_split_into_shards(store, monkeypatch):
     assert check_store(store.path).ok
 
 
-def test_index_settings(store):
+def test_sqlite_index_settings(tmp_path):
+    store = EpisodeStore(tmp_path / "store", create=True)
+    assert json.loads((store.path / "store.json").read_text())["index"] == {"backend": "sqlite"}
     con = sqlite3.connect(store.path / "index.sqlite")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"meta", "spec", "shards", "episodes"} <= tables
     con.close()
+
+
+def test_postgres_index_location(tmp_path, postgres_url):
+    """The index lives in its own schema; store.json says where, without any password."""
+    secret_url = postgres_url.replace("postgres@", "postgres:hunter2@")
+    store = EpisodeStore(tmp_path / "store", create=True, index_url=secret_url)
+    header = json.loads((store.path / "store.json").read_text())
+    assert header["index"]["backend"] == "postgresql" and header["index"]["url"] == postgres_url
+    assert "hunter2" not in (store.path / "store.json").read_text()
+    assert not (store.path / "index.sqlite").exists()
+    with store.index.transaction() as cur:
+        tables = {r[0] for r in cur.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [header["index"]["schema"]]
+        )}
+    assert {"meta", "spec", "shards", "episodes"} <= tables
+    other = EpisodeStore(tmp_path / "other", create=True, index_url=postgres_url)
+    assert other.index.location.schema != store.index.location.schema
+    store.write([make_episode(np.random.default_rng(0))])
+    assert EpisodeStore(store.path).num_episodes == 1 and other.num_episodes == 0
+    assert EpisodeStore(store.path, index_url=secret_url).num_episodes == 1
+    with pytest.raises(DataError, match="keeps its index in") as info:
+        EpisodeStore(store.path, index_url="sqlite")
+    assert info.value.field == "index_url"
+
+
+def test_unreachable_postgres_index_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="index error") as info:
+        EpisodeStore(tmp_path / "s", create=True, index_url="postgresql://nobody@127.0.0.1:1/none")
+    assert "127.0.0.1:1" in str(info.value)
+    with pytest.raises(DataError, match="neither 'sqlite' nor a postgresql"):
+        EpisodeStore(tmp_path / "t", create=True, index_url="mysql://x")
 
 
 finite32 = st.floats(-1e6, 1e6, width=32)
