@@ -67,6 +67,8 @@ def update(config: BCConfig, state: AgentState, batch: dict) -> tuple[AgentState
     b = preprocess(state, batch, config.normalize_obs)
 
     def loss_fn(params):
+        """BC loss: mean squared error between pi(s) and the dataset action (Pomerleau 1991; the BC
+        baseline of Fujimoto & Gu 2021)."""
         pred = mlp_apply(params, b["observations"], final_activation=jnp.tanh)
         return jnp.mean(jnp.square(pred - b["actions"]))
 

@@ -124,17 +124,30 @@ class DatasetStats:
         action_low: Any = None,
         action_high: Any = None,
         std_eps: float = OBS_STD_EPS,
+        sample_size: int = 200_000,
     ) -> DatasetStats:
         """Statistics of any object with ``.observations (N, d)`` and ``.actions (N, a)``.
 
-        Optional attributes used when present: ``.episode_returns`` (-> ``return_range``),
+        Dict observations are flattened in sorted key order. Objects without the arrays but with
+        ``.sample(rng, n)`` (a memory-mapped sampler) are summarised from ``sample_size`` random
+        transitions. Optional attributes used when present: ``.episode_returns`` (-> ``return_range``),
         ``.obs_keys``, ``.action_low`` / ``.action_high`` or ``.spec.action.low/high``. Action bounds, in
         order of preference: the arguments, those attributes, ``[-1, 1]`` when every dataset action lies
         inside it, else the per-dimension min/max of the data (with a warning: a policy can then never
         leave the range seen in the data).
         """
-        obs = np.asarray(ds.observations)
-        act = np.asarray(ds.actions)
+        obs_keys = getattr(ds, "obs_keys", None)
+        if hasattr(ds, "observations") and hasattr(ds, "actions"):
+            obs, act = ds.observations, np.asarray(ds.actions)
+        elif hasattr(ds, "sample"):  # e.g. a MemmapSampler: estimate from a fixed random sample
+            sample = ds.sample(np.random.default_rng(0), min(int(getattr(ds, "size", sample_size)), sample_size))
+            obs, act = sample["observations"], np.asarray(sample["actions"])
+        else:
+            raise ValueError("dataset needs .observations and .actions arrays (or a .sample(rng, n) method)")
+        if isinstance(obs, Mapping):  # dict observations: concatenate keys in sorted order
+            obs_keys = sorted(obs)
+            obs = np.concatenate([np.asarray(obs[k]).reshape(len(obs[k]), -1) for k in obs_keys], axis=1)
+        obs = np.asarray(obs)
         if obs.ndim < 2 or act.ndim < 2 or obs.shape[0] == 0 or obs.shape[0] != act.shape[0]:
             raise ValueError(
                 f"dataset needs observations (N, obs_dim) and actions (N, act_dim) with N >= 1, "
@@ -173,7 +186,6 @@ class DatasetStats:
         if returns is not None and np.size(returns) > 0:
             returns = np.asarray(returns, dtype=np.float64)
             return_range = float(returns.max() - returns.min())
-        obs_keys = getattr(ds, "obs_keys", None)
         return cls(
             obs_dim=int(obs.shape[1]),
             act_dim=int(act.shape[1]),

@@ -15,15 +15,15 @@ from each of Unif([-1, 1]^d), pi(.|s) and pi(.|s'), all evaluated at s:
     log sum_a exp Q(s,a) ~= log( sum_{a~Unif} exp(Q(s,a)) / Unif(a) + sum_{a~pi(.|s)} exp(Q(s,a)) / pi(a|s)
                                  + sum_{a~pi(.|s')} exp(Q(s,a)) / pi(a|s') )  (up to a constant)
 
-With ``lagrange=True`` (CQL-Lagrange, Eq. 5 / Appendix F) the regulariser is replaced by
-``alpha_prime * (cql_alpha * gap_i - target_action_gap)``, where ``alpha_prime = exp(log alpha_prime)``
-(clipped to [0, 1e6]) is trained by gradient ascent on the same quantity (``target_action_gap`` is the
-paper's threshold tau).
+With ``lagrange=True`` (CQL-Lagrange, Appendix F) the regulariser becomes
+``alpha_prime * (cql_alpha * gap_i - target_action_gap)``, where ``gap_i`` is the bracket above for
+critic i and ``alpha_prime = exp(log alpha_prime)`` (clipped to [0, 1e6]) is trained by gradient ascent
+on the same quantity, so it grows while the gap exceeds ``target_action_gap`` (the paper's tau).
 
 The actor is SAC's (Haarnoja et al. 2018) tanh-Gaussian policy, trained on
 ``E_s[ alpha log pi(a|s) - min_j Q_j(s, a) ]``, a ~ pi(.|s), with the entropy temperature tuned
-automatically towards ``target_entropy = -act_dim`` (Haarnoja et al. 2018b, Eq. 18). Targets follow by
-Polyak averaging with rate ``tau``. ``cql_alpha = 0`` (without ``lagrange``) is plain offline SAC: the
+automatically towards ``target_entropy = -act_dim`` (Haarnoja et al. 2018b, "Soft Actor-Critic
+Algorithms and Applications"). Targets follow by Polyak averaging with rate ``tau``. ``cql_alpha = 0`` (without ``lagrange``) is plain offline SAC: the
 regulariser and its sampled actions are not computed at all.
 
 Implementation: as in the reference code the actor, temperature and critic losses all use the
@@ -64,7 +64,8 @@ _LOG_2 = math.log(2.0)
 
 @dataclasses.dataclass(frozen=True)
 class CQLConfig(ConfigBase):
-    """CQL(H) hyperparameters (defaults: Kumar et al. 2020, Gym MuJoCo)."""
+    """CQL(H) hyperparameters (defaults: Kumar et al. 2020, Gym MuJoCo; the reference code uses three
+    hidden layers of 256, armfarm defaults to two like the other algorithms)."""
 
     hidden: tuple[int, ...] = (256, 256)
     batch_size: int = 256
@@ -173,6 +174,10 @@ def update(config: CQLConfig, state: AgentState, batch: dict) -> tuple[AgentStat
         log_unif = -act_dim * _LOG_2  # log density of Unif([-1, 1]^d)
 
     def loss_fn(params):
+        """Critic: Bellman error + CQL(H) regulariser (Kumar et al. 2020, Eq. 4), its log-sum-exp
+        estimated by importance sampling and, with ``lagrange``, in Lagrangian form (both Appendix F).
+        Actor: the reparameterised SAC policy objective (Haarnoja et al. 2018). Temperature: automatic
+        entropy adjustment (Haarnoja et al. 2018b)."""
         metrics = {}
         # ---- actor (SAC) and temperature, on the pre-update critic
         mean, log_std = actor_dist(config, params["actor"], obs)

@@ -159,6 +159,8 @@ def update(config: IQLConfig, state: AgentState, batch: dict) -> tuple[AgentStat
     y = b["rewards"] + config.gamma * (1.0 - b["terminals"]) * next_v
 
     def loss_fn(params):
+        """L_V (Kostrikov et al. 2021, Eq. 5) + L_Q (Eq. 6) + L_pi (Eq. 7, or its deterministic
+        weighted-regression form); the three act on disjoint parameter groups."""
         v = value_fn(params["value"], obs)
         adv = target_q - v
         value_loss = jnp.mean(expectile_loss(adv, config.expectile))  # Eq. 5

@@ -55,7 +55,7 @@ NAME = "td3bc"
 
 @dataclasses.dataclass(frozen=True)
 class TD3BCConfig(ConfigBase):
-    """TD3+BC hyperparameters (defaults: Fujimoto & Gu 2021, Appendix C)."""
+    """TD3+BC hyperparameters (defaults: the hyperparameter table of Fujimoto & Gu 2021)."""
 
     hidden: tuple[int, ...] = (256, 256)
     batch_size: int = 256
@@ -121,6 +121,8 @@ def update(config: TD3BCConfig, state: AgentState, batch: dict) -> tuple[AgentSt
     y = b["rewards"] + config.gamma * (1.0 - b["terminals"]) * target_q
 
     def critic_loss_fn(params):
+        """TD3 critic loss (Fujimoto et al. 2018: clipped double-Q target with target policy
+        smoothing), summed over the twin critics."""
         q = critic_ensemble_apply(params, obs, act)  # [2, B]
         return jnp.sum(jnp.mean(jnp.square(q - y), axis=1)), q
 
@@ -132,6 +134,7 @@ def update(config: TD3BCConfig, state: AgentState, batch: dict) -> tuple[AgentSt
         actor_params, actor_opt, actor_target, critic_target = operands
 
         def actor_loss_fn(params):
+            """TD3+BC actor loss, the negation of Fujimoto & Gu 2021 Eq. 3 with lambda of Eq. 4."""
             pi = _pi(params, obs)
             q_pi = critic_apply(member(critic_params, 0), obs, pi)
             lmbda = jax.lax.stop_gradient(config.alpha / jnp.mean(jnp.abs(q_pi)))

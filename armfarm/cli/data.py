@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -13,13 +13,13 @@ from armfarm.cli.common import console, print_json, user_errors
 app = typer.Typer(help="Import, export, inspect and check episode stores.", no_args_is_help=True)
 
 
-class ImportFormat(str, Enum):
+class ImportFormat(StrEnum):
     minari = "minari"
     d4rl = "d4rl"
     npz = "npz"
 
 
-class ExportFormat(str, Enum):
+class ExportFormat(StrEnum):
     minari = "minari"
 
 

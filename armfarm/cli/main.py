@@ -5,10 +5,11 @@ from __future__ import annotations
 import typer
 
 from armfarm import __version__
-from armfarm.cli import data
+from armfarm.cli import data, fleet
 from armfarm.cli.collect import collect
 from armfarm.cli.demo import demo
 from armfarm.cli.evaluate import evaluate
+from armfarm.cli.serve import serve
 from armfarm.cli.train import train
 
 app = typer.Typer(
@@ -16,10 +17,12 @@ app = typer.Typer(
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(fleet.app, name="fleet")
 app.command("collect")(collect)
 app.command("train")(train)
 app.command("eval")(evaluate)
 app.command("demo")(demo)
+app.command("serve")(serve)
 
 
 @app.command("version")

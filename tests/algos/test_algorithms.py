@@ -109,3 +109,20 @@ def test_resume_in_a_new_process_is_bitwise_identical(tmp_path):
     """)
     subprocess.run([sys.executable, "-c", script], check=True, timeout=300)
     assert_trees_bitwise_equal(load_checkpoint(tmp_path / "full").state, state)
+
+
+def test_cql_lagrange_variant(tmp_path):
+    """CQL-Lagrange: contract holds with the extra alpha' state, and alpha' shrinks while the
+    conservative gap stays below the threshold target_action_gap."""
+    from armfarm.algos import CQLConfig
+
+    config = CQLConfig(hidden=(32, 32), num_samples=4, lagrange=True, target_action_gap=1000.0)
+    check_algorithm(get_algorithm("cql"), config, tmp_path)
+    stats, batches = _stats_and_batches()
+    algo = get_algorithm("cql")
+    state = algo.init(config, stats, 0)
+    fn = make_train_fn(algo, config)
+    for b in batches:
+        state, metrics = fn(state, b)
+    assert float(metrics["alpha_prime"]) < 1.0
+    assert float(metrics["cql_gap"]) * config.cql_alpha < config.target_action_gap

@@ -193,3 +193,23 @@ def test_checkpoint_carries_obs_keys_into_policy(tmp_path):
     p = NumpyPolicy.load(tmp_path / "policy.npz")
     assert p.obs_keys == ["pos", "vel"]
     np.testing.assert_allclose(p({"pos": [1.0, 2.0], "vel": [3.0]}), p(np.array([1.0, 2.0, 3.0])), rtol=1e-6)
+
+
+def test_stats_from_dict_observations_and_from_a_sampler():
+    rng = np.random.default_rng(0)
+    obs = {"vel": rng.normal(size=(300, 1)), "pos": rng.normal(size=(300, 2)) + 5}
+    ds = ArrayDataset(obs, rng.uniform(-1, 1, (300, 2)), None, None, None)
+    s = DatasetStats.from_dataset(ds)
+    assert s.obs_keys == ("pos", "vel") and s.obs_dim == 3
+    np.testing.assert_allclose(s.obs_mean[:2], obs["pos"].mean(0), rtol=1e-5)
+
+    class Sampler:  # no in-memory arrays, only sampling (like a memory-mapped sampler)
+        size = 1000
+        spec = type("Spec", (), {"action": type("A", (), {"low": [-2.0], "high": [2.0]})()})()
+
+        def sample(self, rng, n):
+            return {"observations": rng.normal(size=(n, 4)) + 1, "actions": rng.uniform(-2, 2, (n, 1))}
+
+    s = DatasetStats.from_dataset(Sampler())
+    assert s.obs_dim == 4 and abs(s.obs_mean.mean() - 1) < 0.1
+    np.testing.assert_array_equal(s.action_high, [2.0])  # bounds from the store spec

@@ -11,7 +11,7 @@ CONFIGS = {
     "bc": BCConfig(hidden=(64, 64)),
     "td3bc": TD3BCConfig(hidden=(64, 64), gamma=0.9),
     "iql": IQLConfig(hidden=(64, 64), gamma=0.9),
-    "cql": CQLConfig(hidden=(64, 64), gamma=0.9, num_samples=4, actor_lr=3e-4),
+    "cql": CQLConfig(hidden=(64, 64), gamma=0.9, num_samples=4, actor_lr=3e-4, batch_size=128),
 }
 
 

@@ -1,0 +1,399 @@
+"""The robot client: act, record, buffer on disk, upload with retries, follow published policies.
+
+::
+
+    from armfarm.fleet.client import ClientConfig, FleetClient
+
+    config = ClientConfig(server="http://127.0.0.1:8000", token=open("arm-1.token").read().strip(),
+                          robot_id="arm-1", env_id="Hopper-v5", spool_dir="spool/arm-1")
+    with FleetClient(config) as client:
+        client.run(episodes=100)        # record 100 episodes (None: until stopped)
+        client.drain(timeout=60)        # wait until the server has acknowledged them all
+
+Every recorded episode is first written to the spool (``SPOOL/pending``, fsynced) and only then
+sent, so a killed client loses nothing it recorded, and a client that cannot reach the server keeps
+recording. A background thread uploads the spool oldest first, retrying with exponential backoff
+and jitter; an episode leaves the spool only when the server has acknowledged it (after its
+durable commit) and the ack's digest matches what was sent. Uploads the server refuses for good
+(4xx other than 401/403/408/429) move to ``SPOOL/rejected`` with the reason, instead of blocking the
+queue. The same thread polls for the latest published policy; the actor switches to it at the next
+episode, without restarting. Before any policy is published, the robot acts with its default
+behaviour (random actions by default); a starting robot checks for one before its first episode.
+
+This module needs NumPy, httpx and Gymnasium only: no JAX, no Arrow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from armfarm.envs.behavior import BehaviorSpec, make_behavior
+from armfarm.envs.registry import make_env
+from armfarm.envs.rollout import rollout_episode
+from armfarm.fleet.payload import CONTENT_TYPE, content_digest, decode, encode, split, wire_arrays
+
+log = logging.getLogger("armfarm.fleet.client")
+
+_RETRYABLE = {401, 403, 408, 425, 429}  # 401/403: an operator must fix the token; the data waits
+
+
+@dataclass
+class ClientConfig:
+    """A robot's settings.
+
+    Args:
+        server: base URL of the fleet server.
+        token: the robot's bearer token (from registration).
+        robot_id: the robot's registered id.
+        env_id: the Gymnasium environment the robot runs.
+        spool_dir: local directory for episodes not yet acknowledged (and the current policy).
+        default_behavior: what to run before a policy is published (``random``, ``maze-expert``, ...).
+        noise: std of Gaussian noise added to every action (exploration), also for published policies.
+        seed: episode ``i`` is reset with ``seed + i``.
+        max_steps: cut episodes after this many steps (None: the environment's own limit).
+        chunk_steps: episodes longer than this are uploaded in chunks of this many transitions.
+        policy_poll_s: seconds between checks for a new policy version.
+        timeout_s: HTTP timeout of one request.
+        backoff_s: first retry delay; it doubles per failure (with jitter) up to ``backoff_max_s``.
+    """
+
+    server: str
+    token: str
+    robot_id: str
+    env_id: str
+    spool_dir: str | Path
+    default_behavior: str = "random"
+    noise: float = 0.0
+    seed: int = 0
+    max_steps: int | None = None
+    chunk_steps: int = 10_000
+    policy_poll_s: float = 5.0
+    timeout_s: float = 30.0
+    backoff_s: float = 0.2
+    backoff_max_s: float = 10.0
+
+
+class Unavailable(Exception):
+    """The server could not take the upload now (unreachable, overloaded, 5xx): retry later."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Rejected(Exception):
+    """The server refused the upload for good (bad data, id conflict): retrying cannot help."""
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_durably(path: Path, data: bytes, tmp_dir: Path) -> None:
+    """Write ``data`` to ``path`` atomically: temporary file, fsync, rename, fsync the directory."""
+    tmp = tmp_dir / f"{uuid.uuid4().hex}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+class Spool:
+    """Episodes waiting for an ack: ``pending/`` (oldest first), ``rejected/``, and ``policy/``."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+        for sub in ("pending", "rejected", "policy", "tmp"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        for leftover in (self.root / "tmp").iterdir():  # an interrupted write; its episode never counted
+            leftover.unlink()
+
+    def put(self, episode_id: str, body: bytes) -> Path:
+        """Durably add an encoded episode; once this returns, a crash cannot lose it."""
+        path = self.root / "pending" / f"{time.time_ns():020d}-{episode_id}.episode"
+        _write_durably(path, body, self.root / "tmp")
+        return path
+
+    def pending(self) -> list[Path]:
+        return sorted((self.root / "pending").glob("*.episode"))
+
+    def rejected(self) -> list[Path]:
+        return sorted((self.root / "rejected").glob("*.episode"))
+
+    def done(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+
+    def reject(self, path: Path, reason: str) -> None:
+        """Move an upload the server refused to ``rejected/``, with the reason next to it."""
+        target = self.root / "rejected" / path.name
+        _write_durably(target.with_suffix(".reason.txt"), reason.encode(), self.root / "tmp")
+        os.replace(path, target)
+        _fsync_dir(path.parent)
+
+
+class Backoff:
+    """Exponential backoff with jitter: ``initial * 2**n`` capped at ``maximum``, times U(0.5, 1)."""
+
+    def __init__(self, initial: float, maximum: float):
+        self.initial, self.maximum, self.failures = initial, maximum, 0
+        self._random = random.Random()
+
+    def next(self, at_least: float | None = None) -> float:
+        delay = min(self.maximum, self.initial * 2**self.failures) * self._random.uniform(0.5, 1.0)
+        self.failures += 1
+        return max(delay, at_least or 0.0)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["detail"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:500]
+
+
+class Uploader:
+    """Sends encoded episodes to the server and checks the acks (one robot, one connection)."""
+
+    def __init__(self, http: httpx.Client, robot_id: str, chunk_steps: int):
+        self.http = http
+        self.robot_id = robot_id
+        self.chunk_steps = chunk_steps
+
+    def send(self, body: bytes) -> dict:
+        """Upload one encoded episode (in chunks if long); return the server's ack.
+
+        Raises:
+            Unavailable: try again later. Rejected: the server refused it for good.
+        """
+        payload = decode(body)
+        url = f"/v1/robots/{self.robot_id}/episodes"
+        if payload.steps <= self.chunk_steps:
+            ack = self._request("POST", url, body)
+        else:
+            ack = None
+            for i, chunk in enumerate(split(payload, self.chunk_steps)):
+                ack = self._request("PUT", f"{url}/{payload.episode_id}/chunks/{i}", chunk)
+                if ack.get("status") != "staged":
+                    break  # the episode is stored (or was already)
+            if ack is None or ack.get("status") == "staged":
+                raise Unavailable(f"episode {payload.episode_id!r}: the server still misses chunks {ack}")
+        expected = content_digest(payload.arrays, payload.meta)
+        if ack.get("episode_id") != payload.episode_id or ack.get("sha256") != expected:
+            raise Rejected(f"episode {payload.episode_id!r}: the ack {ack} does not match the upload (sha256 {expected})")
+        return ack
+
+    def _request(self, method: str, url: str, body: bytes) -> dict:
+        try:
+            response = self.http.request(method, url, content=body, headers={"Content-Type": CONTENT_TYPE})
+        except httpx.HTTPError as e:
+            raise Unavailable(f"{method} {url}: {type(e).__name__}: {e}") from None
+        if response.status_code in (200, 201, 202):
+            return response.json()
+        message = f"{method} {url}: {response.status_code} {_detail(response)}"
+        if response.status_code >= 500 or response.status_code in _RETRYABLE:
+            retry_after = response.headers.get("Retry-After")
+            raise Unavailable(message, float(retry_after) if retry_after and retry_after.isdigit() else None)
+        raise Rejected(message)
+
+
+class FleetClient:
+    """One robot: records episodes in its environment and keeps its spool flowing to the server.
+
+    ``on_ack(ack)`` is called (from the upload thread) for every acknowledged episode, with the
+    server's ack: ``episode_id``, ``robot_id``, ``transitions``, ``sha256``.
+    """
+
+    def __init__(self, config: ClientConfig, on_ack: Callable[[dict], None] | None = None):
+        self.config = config
+        self.on_ack = on_ack
+        self.spool = Spool(config.spool_dir)
+        self.env = make_env(config.env_id)
+        self.http = httpx.Client(base_url=config.server, timeout=config.timeout_s,
+                                 headers={"Authorization": f"Bearer {config.token}"})
+        self.uploader = Uploader(self.http, config.robot_id, config.chunk_steps)
+        self.behavior = make_behavior(BehaviorSpec(config.default_behavior, config.noise), self.env)
+        self.policy_version: int | None = None  # the version acted with; None: the default behaviour
+        self.episodes_recorded = 0
+        self._policy_lock = threading.Lock()
+        self._offered: tuple[int, Path] | None = self._cached_policy()  # newest downloaded version
+        self._tried_version: int | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._first_poll = threading.Event()
+        self._thread = threading.Thread(target=self._network_loop, name=f"armfarm-uplink-{config.robot_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> FleetClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- acting and recording -------------------------------------------------------------------
+
+    def record_episode(self) -> str:
+        """Run one episode with the current behaviour, spool it durably, and return its id.
+
+        The first episode waits (at most ``policy_poll_s``) for the first check for a published policy.
+        """
+        self._first_poll.wait(self.config.policy_poll_s)
+        self._adopt_offered_policy()
+        seed = self.config.seed + self.episodes_recorded
+        self.behavior.reset(np.random.default_rng(seed))
+        data = rollout_episode(self.env, self.behavior, seed=seed, max_steps=self.config.max_steps)
+        episode_id = uuid.uuid4().hex
+        arrays = wire_arrays(**{k: _canonical(v) for k, v in data.items()})
+        meta = {"episode_id": episode_id, "created_at": datetime.now(UTC).isoformat(),
+                "policy_id": self.behavior.policy_id, "env_id": self.config.env_id, "seed": seed}
+        self.spool.put(episode_id, encode(arrays, meta))
+        self.episodes_recorded += 1
+        self._wake.set()
+        return episode_id
+
+    def run(self, episodes: int | None = None, stop: threading.Event | None = None) -> int:
+        """Record ``episodes`` episodes (None: until ``stop`` is set); return how many were recorded."""
+        count = 0
+        while (episodes is None or count < episodes) and not (stop is not None and stop.is_set()):
+            self.record_episode()
+            count += 1
+        return count
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every spooled episode is acknowledged (or rejected); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self._wake.set()
+        while self.spool.pending():
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def close(self) -> None:
+        """Stop uploading (the spool keeps what is not acknowledged) and release the environment."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join()
+        self.http.close()
+        self.env.close()
+
+    # -- policies -------------------------------------------------------------------------------
+
+    def _cached_policy(self) -> tuple[int, Path] | None:
+        """The policy this robot last downloaded (so it acts with it even if it starts offline)."""
+        current = self.spool.root / "policy" / "current.json"
+        if not current.exists():
+            return None
+        info = json.loads(current.read_text())
+        return int(info["version"]), self.spool.root / "policy" / f"{info['sha256']}.npz"
+
+    def _adopt_offered_policy(self) -> None:
+        with self._policy_lock:
+            offered = self._offered
+        if offered is None or offered[0] == self._tried_version:
+            return
+        version, path = offered
+        self._tried_version = version
+        try:
+            behavior = make_behavior(BehaviorSpec(str(path), self.config.noise), self.env)
+            behavior(self.env.observation_space.sample())  # the network fits this environment
+        except (OSError, ValueError) as e:
+            log.error("robot %s: cannot run policy version %d (%s); keeping the current behaviour",
+                      self.config.robot_id, version, e)
+            return
+        self.behavior, self.policy_version = behavior, version
+        log.info("robot %s: now acting with policy version %d (%s)", self.config.robot_id, version,
+                 behavior.policy_id)
+
+    def _poll_policy(self) -> None:
+        response = self.http.get("/v1/policies/latest")
+        if response.status_code == 404:
+            return
+        response.raise_for_status()
+        info = response.json()
+        with self._policy_lock:
+            if self._offered is not None and self._offered[0] == info["version"]:
+                return
+        weights = self.http.get(info["weights_url"])
+        weights.raise_for_status()
+        if hashlib.sha256(weights.content).hexdigest() != info["sha256"]:
+            raise ValueError(f"policy version {info['version']}: the weights do not match their sha256")
+        path = self.spool.root / "policy" / f"{info['sha256']}.npz"
+        _write_durably(path, weights.content, self.spool.root / "tmp")
+        current = json.dumps({"version": info["version"], "sha256": info["sha256"]}).encode()
+        _write_durably(self.spool.root / "policy" / "current.json", current, self.spool.root / "tmp")
+        with self._policy_lock:
+            self._offered = (int(info["version"]), path)
+
+    # -- the uplink thread ----------------------------------------------------------------------
+
+    def _network_loop(self) -> None:
+        backoff = Backoff(self.config.backoff_s, self.config.backoff_max_s)
+        next_poll = 0.0
+        while not self._stop.is_set():
+            if time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + self.config.policy_poll_s
+                try:
+                    self._poll_policy()
+                except (httpx.HTTPError, ValueError, OSError) as e:
+                    log.debug("robot %s: policy check failed: %s", self.config.robot_id, e)
+                self._first_poll.set()
+            pending = self.spool.pending()
+            if not pending:
+                self._wake.wait(max(0.0, next_poll - time.monotonic()))
+                self._wake.clear()
+                continue
+            delay = self._upload(pending[0], backoff)
+            if delay:
+                self._wake.clear()
+                self._stop.wait(delay)
+
+    def _upload(self, path: Path, backoff: Backoff) -> float:
+        """Upload one spooled episode; return how long to wait before the next attempt."""
+        try:
+            ack = self.uploader.send(path.read_bytes())
+        except Unavailable as e:
+            delay = backoff.next(e.retry_after)
+            log.warning("robot %s: upload of %s deferred %.1fs: %s", self.config.robot_id, path.name, delay, e)
+            return delay
+        except Rejected as e:
+            log.error("robot %s: upload of %s rejected: %s", self.config.robot_id, path.name, e)
+            self.spool.reject(path, str(e))
+            return 0.0
+        backoff.reset()
+        if self.on_ack is not None:
+            self.on_ack(ack)
+        self.spool.done(path)
+        return 0.0
+
+
+def _canonical(value: Any) -> Any:
+    """Arrays as the store keeps them (floats as float32), so uploads match the registered dtypes."""
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    a = np.asarray(value)
+    return a.astype(np.float32) if a.dtype.kind == "f" else a

@@ -1,0 +1,285 @@
+"""From an upload to an acknowledged episode: checks, group commit, idempotent acks.
+
+An upload is decoded (:mod:`armfarm.fleet.payload`), checked against the spaces its robot
+registered, and handed to the :class:`GroupCommitter`, whose one thread writes the queued episodes
+with ``EpisodeStore.write(..., on_duplicate="skip")``. The ack goes out only after that write has
+returned, i.e. after the shard and the index are fsynced: the store is the source of truth.
+
+Retries are idempotent. If an episode id is already stored, the upload is compared with the
+stored episode: the same robot resending the same content gets the same ack again; anything else
+(another robot's id, or different content under a stored id) is refused with 409 and changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from armfarm.data import DataError, Episode, EpisodeStore
+from armfarm.fleet.errors import FleetError
+from armfarm.fleet.payload import EpisodePayload, PayloadError, assemble, content_digest, decode, wire_arrays
+from armfarm.fleet.registry import Robot
+from armfarm.fleet.staging import ChunkStaging
+
+MAX_BATCH_STEPS = 1_000_000  # transitions per group commit
+
+
+@dataclass(frozen=True)
+class Ack:
+    """What the server answers once an episode is durably stored (and again for every retry)."""
+
+    episode_id: str
+    robot_id: str
+    transitions: int
+    sha256: str
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A chunk is durably staged; ``missing`` lists the chunks still needed (None: the final one)."""
+
+    episode_id: str
+    chunk: int
+    missing: list[int] | None
+
+    def to_json(self) -> dict:
+        return {"status": "staged", **asdict(self)}
+
+
+class GroupCommitter:
+    """Commits queued episodes in batches: one ``store.write`` (one round of fsyncs) per batch.
+
+    While one batch is being written, new uploads queue up and form the next, so under load many
+    uploads share one durable commit; a lone upload is a batch of one and never waits for a timer.
+    """
+
+    def __init__(self, store: EpisodeStore, max_batch_steps: int = MAX_BATCH_STEPS):
+        self.store = store
+        self.max_batch_steps = max_batch_steps
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="armfarm-group-commit", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        """Commit what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def submit(self, episode: Episode) -> Future:
+        """Queue ``episode``; the future says whether this upload stored it (False: the id was taken)."""
+        future: Future = Future()
+        self._queue.put((episode, future))
+        return future
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch, steps, stop = [item], item[0].length, False
+            while steps < self.max_batch_steps:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                batch.append(item)
+                steps += item[0].length
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[tuple[Episode, Future]]) -> None:
+        try:
+            written = set(self.store.write([ep for ep, _ in batch], on_duplicate="skip"))
+        except Exception as e:
+            if len(batch) == 1:
+                batch[0][1].set_exception(e)
+                return
+            for item in batch:  # isolate the culprit; the others still commit
+                self._commit([item])
+            return
+        for episode, future in batch:  # only the first of repeated ids in a batch was stored
+            future.set_result(episode.episode_id in written)
+            written.discard(episode.episode_id)
+
+
+class Ingest:
+    """Uploads of whole episodes and of chunks, for the robots of one store."""
+
+    def __init__(self, store: EpisodeStore, staging: ChunkStaging, max_episode_steps: int):
+        self.store = store
+        self.staging = staging
+        self.max_episode_steps = max_episode_steps
+        self.committer = GroupCommitter(store)
+
+    async def upload(self, robot: Robot, body: bytes) -> Ack:
+        """Store a whole episode; return its ack once it is durable."""
+        episode, digest = await run_in_threadpool(self._prepare_whole, robot, body)
+        return await self._commit(robot, episode, digest)
+
+    async def upload_chunk(self, robot: Robot, episode_id: str, index: int, body: bytes) -> Ack | Staged:
+        """Stage one chunk; return the episode's ack once it is complete and stored, else what is missing."""
+        ready = await run_in_threadpool(self._stage, robot, episode_id, index, body)
+        if isinstance(ready, Ack | Staged):
+            return ready
+        episode, digest = ready
+        ack = await self._commit(robot, episode, digest)
+        self.staging.discard(robot.robot_id, episode_id)
+        return ack
+
+    async def _commit(self, robot: Robot, episode: Episode, digest: str) -> Ack:
+        if await asyncio.wrap_future(self.committer.submit(episode)):
+            return Ack(episode.episode_id, robot.robot_id, episode.length, digest)
+        return await run_in_threadpool(self._retry_ack, robot, episode.episode_id, digest)
+
+    # -- checks (run in worker threads) --------------------------------------------------------------
+
+    def _prepare_whole(self, robot: Robot, body: bytes) -> tuple[Episode, str]:
+        payload = _decode(body, robot)
+        if payload.chunk is not None:
+            raise FleetError(
+                422,
+                f"episode {payload.episode_id!r} from robot {robot.robot_id!r}: a chunk was sent as a whole "
+                f"episode; PUT it to /v1/robots/{robot.robot_id}/episodes/{payload.episode_id}/chunks/"
+                f"{payload.chunk.index}",
+            )
+        self._check_layout(robot, payload)
+        return self._episode(robot, payload)
+
+    def _stage(self, robot: Robot, episode_id: str, index: int, body: bytes) -> Ack | Staged | tuple[Episode, str]:
+        """Stage a chunk; the whole episode (and digest) once all its chunks are here."""
+        payload = _decode(body, robot)
+        where = f"chunk {index} of episode {episode_id!r} from robot {robot.robot_id!r}"
+        if payload.chunk is None:
+            raise FleetError(422, f"{where}: the body has no 'chunk' header; whole episodes go to POST .../episodes")
+        if payload.chunk.index != index or payload.episode_id != episode_id:
+            raise FleetError(
+                422,
+                f"{where}: the body is chunk {payload.chunk.index} of episode {payload.episode_id!r}; "
+                "it must match the URL",
+            )
+        self._check_layout(robot, payload)
+        stored = self._stored_ack(robot, episode_id)
+        if stored is not None:
+            return stored  # a retry after the episode was committed
+        self.staging.put(robot.robot_id, episode_id, index, payload.chunk.final, body)
+        missing = self.staging.missing(robot.robot_id, episode_id)
+        if missing != []:
+            return Staged(episode_id, index, missing)
+        try:
+            whole = assemble([_decode(b, robot) for b in self.staging.read(robot.robot_id, episode_id)])
+        except (PayloadError, FleetError) as e:
+            self.staging.discard(robot.robot_id, episode_id)
+            message = e.message if isinstance(e, FleetError) else str(e)
+            raise FleetError(422, f"episode {episode_id!r} from robot {robot.robot_id!r}: {message}; its "
+                             "chunks were discarded, upload it again") from None
+        try:
+            return self._episode(robot, whole)
+        except FleetError:
+            self.staging.discard(robot.robot_id, episode_id)
+            raise
+
+    def _check_layout(self, robot: Robot, payload: EpisodePayload) -> None:
+        """Arrays have the robot's registered dtypes and per-step shapes, and finite values."""
+        where = f"episode {payload.episode_id!r} from robot {robot.robot_id!r}"
+        spec = robot.spec
+        expected = {"observations" if key is None else f"observations.{key}": s for key, s in spec.obs_items()}
+        sent = sorted(n for n in payload.arrays if n.startswith("observations"))
+        if sent != sorted(expected):
+            raise FleetError(422, f"{where}: observation arrays {sent} differ from the registered {sorted(expected)}")
+        expected["actions"] = spec.action
+        for name, s in expected.items():
+            a = payload.arrays[name]
+            if a.dtype.name != s.dtype:
+                raise FleetError(422, f"{where}: field '{name}': dtype {a.dtype.name} differs from the registered {s.dtype}")
+            if a.shape[1:] != s.shape:
+                raise FleetError(
+                    422, f"{where}: field '{name}': per-step shape {a.shape[1:]} differs from the registered {s.shape}"
+                )
+        for name, a in payload.arrays.items():
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                row = int(np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))[0])
+                raise FleetError(422, f"{where}: field '{name}': contains NaN or inf (first at row {row})")
+        env_id = payload.meta["env_id"]
+        if env_id not in ("", robot.env_id):
+            raise FleetError(
+                422, f"{where}: field 'meta.env_id': {env_id!r} differs from the robot's registered {robot.env_id!r}"
+            )
+
+    def _episode(self, robot: Robot, payload: EpisodePayload) -> tuple[Episode, str]:
+        """The validated Episode of a whole payload, and its content digest."""
+        where = f"episode {payload.episode_id!r} from robot {robot.robot_id!r}"
+        if payload.steps > self.max_episode_steps:
+            raise FleetError(
+                413,
+                f"{where}: {payload.steps} transitions exceed the server's limit of {self.max_episode_steps} "
+                "(--max-episode-steps); split it into shorter episodes",
+            )
+        meta = {**payload.meta, "env_id": payload.meta["env_id"] or robot.env_id}
+        a = payload.arrays
+        episode = Episode(
+            payload.observations, a["actions"], a["rewards"], a["terminated"], a["truncated"],
+            episode_id=meta["episode_id"], collector_id=robot.robot_id, policy_id=meta["policy_id"],
+            env_id=meta["env_id"], seed=meta["seed"], created_at=meta["created_at"],
+        )
+        try:
+            episode.validate(robot.spec)
+        except DataError as e:
+            raise FleetError(422, f"{where}: field '{e.field}': {e.message}") from None
+        return episode, content_digest(a, meta)
+
+    def _stored_ack(self, robot: Robot, episode_id: str) -> Ack | None:
+        """The ack of a stored episode of this robot, None if the id is free; 409 if another robot's."""
+        try:
+            record = self.store.record(episode_id)
+        except DataError:
+            return None
+        if record.collector_id != robot.robot_id:
+            raise FleetError(
+                409,
+                f"episode {episode_id!r} is already stored by another robot; robot {robot.robot_id!r} must "
+                "use ids of its own (e.g. UUIDs)",
+            )
+        return Ack(episode_id, robot.robot_id, record.length, stored_digest(self.store.read_episode(episode_id)))
+
+    def _retry_ack(self, robot: Robot, episode_id: str, digest: str) -> Ack:
+        ack = self._stored_ack(robot, episode_id)
+        if ack is None:  # cannot happen: the store just refused the id as taken
+            raise RuntimeError(f"episode {episode_id!r} was neither stored nor found")
+        if ack.sha256 != digest:
+            raise FleetError(
+                409,
+                f"episode {episode_id!r} of robot {robot.robot_id!r} is already stored with other content; a "
+                "retry must resend the same episode, and a new episode needs a new id",
+            )
+        return ack
+
+
+def stored_digest(episode: Episode) -> str:
+    """The content digest of an episode as the store holds it (equal to its upload's)."""
+    arrays = wire_arrays(episode.observations, episode.actions, episode.rewards, episode.terminated, episode.truncated)
+    meta = {"episode_id": episode.episode_id, "policy_id": episode.policy_id, "env_id": episode.env_id,
+            "seed": episode.seed, "created_at": episode.created_at}
+    return content_digest(arrays, meta)
+
+
+def _decode(body: bytes, robot: Robot) -> EpisodePayload:
+    try:
+        return decode(body)
+    except PayloadError as e:
+        raise FleetError(422, f"upload from robot {robot.robot_id!r}: {e}") from None

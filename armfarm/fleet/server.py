@@ -1,0 +1,406 @@
+"""The fleet server: a FastAPI app over one episode store (``armfarm serve STORE``).
+
+(No ``from __future__ import annotations`` here: FastAPI resolves the route signatures at runtime.)
+
+Endpoints (the full description is served at ``/openapi.json``)::
+
+    GET  /healthz                                              no token
+    POST /v1/robots                                            admin    register a robot -> its token
+    GET  /v1/robots                                            admin
+    GET  /v1/robots/{robot_id}                                 admin or that robot
+    POST /v1/robots/{robot_id}/token                           admin    rotate the robot's token
+    POST /v1/robots/{robot_id}/episodes                        robot    upload a whole episode -> ack
+    PUT  /v1/robots/{robot_id}/episodes/{episode_id}/chunks/{index}   robot   upload a chunk
+    POST /v1/policies                                          admin    publish a policy.npz -> version
+    GET  /v1/policies, /v1/policies/latest, /v1/policies/{version}    any token
+    GET  /v1/policies/{version}/weights                        any token  the policy.npz
+
+Every refusal is a 4xx with ``{"detail": "<what was wrong>"}`` and stores nothing.
+"""
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+
+import numpy as np
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from starlette.concurrency import run_in_threadpool
+
+from armfarm import __version__
+from armfarm.data import DataError, EpisodeStore, StoreSpec
+from armfarm.fleet.auth import ADMIN_TOKEN_FILE, Principal, load_or_create_admin_token, matches, token_hash
+from armfarm.fleet.errors import FleetError
+from armfarm.fleet.ingest import Ack, Ingest
+from armfarm.fleet.limits import BodyLimit, RateLimiter, retry_after_header
+from armfarm.fleet.payload import CONTENT_TYPE, ID_PATTERN
+from armfarm.fleet.registry import FLEET_DIR, ROBOT_ID_PATTERN, Registry
+from armfarm.fleet.staging import ChunkStaging
+
+log = logging.getLogger("armfarm.fleet.server")
+
+_DTYPES = Literal["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                  "float16", "float32", "float64"]
+_MAX_SPEC_ELEMENTS = 1 << 24
+
+
+@dataclass
+class ServerConfig:
+    """Everything ``armfarm serve`` can set; see the CLI's help for each."""
+
+    store: Path
+    index_url: str | None = None
+    admin_token_file: Path | None = None
+    max_request_bytes: int = 64 << 20
+    max_episode_steps: int = 1_000_000
+    rate_limit: float = 100.0
+    rate_burst: int = 200
+    max_staged_bytes: int = 1 << 30
+    staging_ttl_s: float = 7 * 24 * 3600.0
+
+
+# -- request and response bodies ---------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ArraySpecBody(_Strict):
+    shape: list[Annotated[int, Field(ge=1, le=1 << 20)]] = Field(max_length=8)
+    dtype: _DTYPES
+    low: list[Any] | None = None
+    high: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        if int(np.prod(self.shape)) > _MAX_SPEC_ELEMENTS:
+            raise ValueError(f"shape {self.shape} has more than {_MAX_SPEC_ELEMENTS} elements")
+        if (self.low is None) != (self.high is None):
+            raise ValueError("give both low and high, or neither")
+        for name in ("low", "high"):
+            bounds = getattr(self, name)
+            if bounds is None:
+                continue
+            try:
+                values = np.asarray(bounds, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} must be nested lists of numbers") from None
+            if values.shape != tuple(self.shape) or not np.isfinite(values).all():
+                raise ValueError(f"{name} must be finite numbers of shape {self.shape}")
+        return self
+
+
+class DictObservationBody(_Strict):
+    keys: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")], ArraySpecBody] = Field(
+        alias="dict", min_length=1, max_length=64
+    )
+
+
+class SpecBody(_Strict):
+    """The layout of a robot's episodes, as ``StoreSpec.to_dict()`` writes it."""
+
+    observation: Annotated[
+        Annotated[ArraySpecBody, Tag("array")] | Annotated[DictObservationBody, Tag("dict")],
+        Discriminator(lambda v: "dict" if isinstance(v, dict) and "dict" in v else "array"),
+    ]
+    action: ArraySpecBody
+
+    def to_spec(self) -> StoreSpec:
+        return StoreSpec.from_json(self.model_dump(by_alias=True, exclude_none=True))
+
+
+class RegisterBody(_Strict):
+    robot_id: str = Field(pattern=ROBOT_ID_PATTERN, description="Unique name of the robot.")
+    env_id: str = Field(min_length=1, max_length=256, description="The robot's environment, e.g. Hopper-v5.")
+    spec: SpecBody
+
+    @field_validator("env_id")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if not value.isprintable():
+            raise ValueError("must be printable")
+        return value
+
+
+class RobotOut(BaseModel):
+    robot_id: str
+    env_id: str
+    spec: dict[str, Any]
+    registered_at: str
+    token_issued_at: str
+
+
+class RobotTokenOut(RobotOut):
+    token: str = Field(description="The robot's bearer token; shown only now.")
+
+
+class AckOut(BaseModel):
+    episode_id: str
+    robot_id: str
+    transitions: int
+    sha256: str = Field(description="SHA-256 of the episode's content, as the store holds it.")
+
+
+class StagedOut(BaseModel):
+    status: Literal["staged"]
+    episode_id: str
+    chunk: int
+    missing: list[int] | None = Field(description="Chunks still needed; null until the final chunk arrived.")
+
+
+class PolicyOut(BaseModel):
+    version: int
+    sha256: str
+    bytes: int
+    config: dict[str, Any]
+    source: str
+    published_at: str
+    weights_url: str
+
+
+class HealthOut(BaseModel):
+    status: str
+    armfarm_version: str
+
+
+class ErrorOut(BaseModel):
+    detail: str
+    errors: list[dict[str, Any]] | None = None
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": ErrorOut} for code in codes}
+
+
+_AUTH = (401, 403, 429)
+_BINARY_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+    }
+}
+RobotId = Annotated[str, PathParam(pattern=ROBOT_ID_PATTERN)]
+EpisodeId = Annotated[str, PathParam(pattern=ID_PATTERN.pattern)]
+
+
+# -- the app -----------------------------------------------------------------------------------------
+
+
+class Fleet:
+    """The server's state: the store, its registry, ingest and limits, and the admin token's hash."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.store = EpisodeStore(config.store, create=True, index_url=config.index_url)
+        self.admin_token_path = config.admin_token_file or self.store.path / ADMIN_TOKEN_FILE
+        admin_token, self.admin_token_created = load_or_create_admin_token(self.admin_token_path)
+        self.admin_hash = token_hash(admin_token)
+        self.registry = Registry(self.store)
+        staging = ChunkStaging(self.store.path / FLEET_DIR / "uploads", config.max_staged_bytes)
+        for name in staging.expire(config.staging_ttl_s):
+            log.info("removed abandoned chunked upload %s", name)
+        self.ingest = Ingest(self.store, staging, config.max_episode_steps)
+        self.limiter = RateLimiter(config.rate_limit, config.rate_burst)
+
+    def authenticate(self, token: str) -> Principal:
+        if matches(token, self.admin_hash):
+            principal = Principal()
+        else:
+            robot_id = self.registry.authenticate(token)
+            if robot_id is None:
+                raise FleetError(401, "invalid token: unknown, rotated or mistyped",
+                                 {"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            principal = Principal(robot_id)
+        wait = self.limiter.retry_after(str(principal))
+        if wait is not None:
+            raise FleetError(
+                429,
+                f"{principal} exceeds the rate limit of {self.limiter.rate:g} requests/s "
+                f"(burst {self.limiter.burst}); retry after the Retry-After seconds",
+                retry_after_header(wait),
+            )
+        return principal
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    """The fleet server for ``config.store`` (created if missing), ready for uvicorn.
+
+    The store, its registry tables and the admin token file are set up here, before serving, so
+    configuration errors surface at once. Raises DataError or ValueError for such errors.
+    """
+    fleet = Fleet(config)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        fleet.ingest.committer.start()
+        yield
+        fleet.ingest.committer.close()
+
+    app = FastAPI(
+        title="armfarm fleet",
+        version=__version__,
+        description="Robots upload episodes into a durable episode store and pull published policies. "
+        "Every endpoint except /healthz needs `Authorization: Bearer <token>`: the admin token "
+        "(STORE/admin.token) or a robot's token.",
+        lifespan=lifespan,
+        redoc_url=None,
+    )
+    app.state.fleet = fleet
+    app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes)
+    bearer = HTTPBearer(auto_error=False, description="The admin token or a robot token.")
+
+    @app.exception_handler(FleetError)
+    async def _fleet_error(request: Request, exc: FleetError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": [str(part) for part in e.get("loc", ())],
+                   "msg": str(e.get("msg")) + (f" ({e['ctx']['error']})" if e.get("type") == "json_invalid" else ""),
+                   "type": str(e.get("type"))} for e in exc.errors()]
+        detail = "; ".join(f"field '{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in errors)
+        return JSONResponse({"detail": f"invalid request: {detail}", "errors": errors}, 422)
+
+    @app.exception_handler(DataError)
+    async def _store_error(request: Request, exc: DataError) -> JSONResponse:
+        log.error("store error: %s", exc)
+        return JSONResponse({"detail": f"the store could not commit: {exc}"}, 503, headers=retry_after_header(1))
+
+    def principal(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+        if credentials is None:
+            raise FleetError(401, "missing token: send 'Authorization: Bearer <token>'", {"WWW-Authenticate": "Bearer"})
+        return fleet.authenticate(credentials.credentials)
+
+    Caller = Annotated[Principal, Depends(principal)]
+
+    def admin_only(caller: Principal, action: str) -> None:
+        if not caller.is_admin:
+            raise FleetError(403, f"{caller} may not {action}: that needs the admin token")
+
+    def robot_only(caller: Principal, robot_id: str) -> None:
+        if caller.is_admin:
+            raise FleetError(403, f"episodes come from robots: upload with robot {robot_id!r}'s token, not the admin token")
+        if caller.robot_id != robot_id:
+            raise FleetError(403, f"this token belongs to robot {caller.robot_id!r}, not {robot_id!r}")
+
+    async def read_body(request: Request) -> bytes:
+        return await request.body()
+
+    @app.get("/healthz", response_model=HealthOut, responses=_errors(503), tags=["health"])
+    def healthz() -> dict:
+        """Liveness and readiness: 200 while the store's index answers."""
+        try:
+            with fleet.store.index.transaction() as cur:
+                cur.execute("SELECT 1").fetchone()
+        except DataError as e:
+            raise FleetError(503, f"the store's index does not answer: {e}") from None
+        return {"status": "ok", "armfarm_version": __version__}
+
+    @app.post("/v1/robots", status_code=201, response_model=RobotTokenOut, responses=_errors(*_AUTH, 409, 413, 422),
+              tags=["robots"])
+    def register(body: RegisterBody, caller: Caller) -> dict:
+        """Register a robot with its environment's spaces; returns its token (shown once)."""
+        admin_only(caller, "register robots")
+        try:
+            spec = body.spec.to_spec()
+        except DataError as e:
+            raise FleetError(422, f"robot {body.robot_id!r}: invalid spec: {e.message}") from None
+        robot, token = fleet.registry.register(body.robot_id, body.env_id, spec)
+        return {**robot.to_json(), "token": token}
+
+    @app.get("/v1/robots", response_model=list[RobotOut], responses=_errors(*_AUTH), tags=["robots"])
+    def robots(caller: Caller) -> list[dict]:
+        """All registered robots."""
+        admin_only(caller, "list robots")
+        return [r.to_json() for r in fleet.registry.robots()]
+
+    @app.get("/v1/robots/{robot_id}", response_model=RobotOut, responses=_errors(*_AUTH, 404, 422), tags=["robots"])
+    def robot(robot_id: RobotId, caller: Caller) -> dict:
+        """One robot's registration (for the admin or the robot itself)."""
+        if not caller.is_admin and caller.robot_id != robot_id:
+            raise FleetError(403, f"{caller} may not read robot {robot_id!r}")
+        return fleet.registry.robot(robot_id).to_json()
+
+    @app.post("/v1/robots/{robot_id}/token", response_model=RobotTokenOut, responses=_errors(*_AUTH, 404, 422),
+              tags=["robots"])
+    def rotate(robot_id: RobotId, caller: Caller) -> dict:
+        """Issue a robot a new token; the old one stops working."""
+        admin_only(caller, "issue tokens")
+        robot, token = fleet.registry.rotate_token(robot_id)
+        return {**robot.to_json(), "token": token}
+
+    @app.post("/v1/robots/{robot_id}/episodes", response_model=AckOut, openapi_extra=_BINARY_BODY,
+              responses=_errors(*_AUTH, 404, 409, 413, 422, 503), tags=["episodes"])
+    async def upload(robot_id: RobotId, caller: Caller, body: Annotated[bytes, Depends(read_body)]) -> dict:
+        """Upload a whole episode (the binary format of armfarm.fleet.payload).
+
+        Answers only once the episode is durably committed to the store. A retry of a stored episode
+        gets the same ack; an id stored by another robot, or with other content, gets 409.
+        """
+        robot_only(caller, robot_id)
+        robot = fleet.registry.robot(robot_id)
+        return (await fleet.ingest.upload(robot, body)).to_json()
+
+    @app.put("/v1/robots/{robot_id}/episodes/{episode_id}/chunks/{index}", response_model=AckOut,
+             openapi_extra=_BINARY_BODY, responses={202: {"model": StagedOut},
+                                                    **_errors(*_AUTH, 404, 409, 413, 422, 503)},
+             tags=["episodes"])
+    async def upload_chunk(robot_id: RobotId, episode_id: EpisodeId, index: Annotated[int, PathParam(ge=0, lt=2**31)],
+                           caller: Caller, body: Annotated[bytes, Depends(read_body)]) -> Any:
+        """Upload chunk ``index`` of a long episode, in any order; chunks are staged durably.
+
+        202 while chunks are missing; 200 with the episode's ack once the final chunk and all before
+        it are here and the assembled episode is committed. Staged chunks are never visible in the store.
+        """
+        robot_only(caller, robot_id)
+        robot = fleet.registry.robot(robot_id)
+        result = await fleet.ingest.upload_chunk(robot, episode_id, index, body)
+        if isinstance(result, Ack):
+            return result.to_json()
+        return JSONResponse(result.to_json(), 202)
+
+    @app.post("/v1/policies", status_code=201, response_model=PolicyOut, openapi_extra=_BINARY_BODY,
+              responses=_errors(*_AUTH, 413, 422), tags=["policies"])
+    async def publish(caller: Caller, body: Annotated[bytes, Depends(read_body)],
+                      source: Annotated[str, Query(max_length=256, description="Where it came from, e.g. a run dir.")] = "",
+                      ) -> dict:
+        """Publish a policy.npz (from ``armfarm train``) as the newest version robots will fetch."""
+        admin_only(caller, "publish policies")
+        return (await run_in_threadpool(fleet.registry.publish, body, source)).to_json()
+
+    @app.get("/v1/policies", response_model=list[PolicyOut], responses=_errors(*_AUTH), tags=["policies"])
+    def policies(caller: Caller) -> list[dict]:
+        """All published policy versions, oldest first."""
+        return [p.to_json() for p in fleet.registry.policies()]
+
+    @app.get("/v1/policies/latest", response_model=PolicyOut, responses=_errors(*_AUTH, 404), tags=["policies"])
+    def latest(caller: Caller) -> dict:
+        """The current policy: version, digest and network configuration (404 before the first)."""
+        policy = fleet.registry.latest_policy()
+        if policy is None:
+            raise FleetError(404, "no policy has been published yet; robots act with their default behaviour")
+        return policy.to_json()
+
+    @app.get("/v1/policies/{version}", response_model=PolicyOut, responses=_errors(*_AUTH, 404, 422),
+             tags=["policies"])
+    def policy(version: Annotated[int, PathParam(ge=1, lt=2**63)], caller: Caller) -> dict:
+        """One policy version."""
+        return fleet.registry.policy(version).to_json()
+
+    @app.get("/v1/policies/{version}/weights", response_class=FileResponse,
+             responses={200: {"content": {CONTENT_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
+                        **_errors(*_AUTH, 404, 422)}, tags=["policies"])
+    def weights(version: Annotated[int, PathParam(ge=1, lt=2**63)], caller: Caller) -> FileResponse:
+        """The policy.npz of a version: runs with NumPy alone (``armfarm.policy.NumpyPolicy.load``)."""
+        policy = fleet.registry.policy(version)
+        return FileResponse(fleet.registry.policy_path(policy.sha256), media_type=CONTENT_TYPE,
+                            headers={"X-Armfarm-Sha256": policy.sha256})
+
+    return app

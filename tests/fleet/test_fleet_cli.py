@@ -1,0 +1,53 @@
+"""The README's fleet walk-through, with the real commands: serve, register, robot, train, publish."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from fleetlib import ProcessServer
+
+from armfarm.data import EpisodeStore
+
+
+def armfarm(*args, check=True, timeout=600):
+    result = subprocess.run([sys.executable, "-m", "armfarm.cli.main", *map(str, args)], capture_output=True,
+                            text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_serve_register_collect_train_publish(tmp_path, backend):
+    store = tmp_path / "store"
+    server = ProcessServer(store, backend).start()
+    try:
+        admin = store / "admin.token"
+        token = tmp_path / "arm-1.token"
+        armfarm("fleet", "register", "arm-1", "--env", "Hopper-v5", "--server", server.url, "--token-file", admin,
+                "--out", token)
+        assert token.stat().st_mode & 0o777 == 0o600
+        again = armfarm("fleet", "register", "arm-1", "--env", "Hopper-v5", "--server", server.url,
+                        "--token-file", admin, check=False)
+        assert again.returncode == 2 and "already registered" in again.stderr
+        robot = ("fleet", "robot", "arm-1", "--env", "Hopper-v5", "--server", server.url, "--token-file", token,
+                 "--spool", tmp_path / "spool")
+        armfarm(*robot, "--episodes", 8)
+        assert EpisodeStore(store).num_episodes == 8
+
+        run = tmp_path / "runs" / "bc"
+        armfarm("train", "bc", store, "--out", run, "--steps", 200, "--steps-per-call", 100)
+        checkpoint = run / "checkpoints" / "step_200"
+        published = json.loads(armfarm("fleet", "publish", checkpoint, "--server", server.url,
+                                       "--token-file", admin, "--json").stdout)
+        assert published["version"] == 1 and published["config"]["obs_dim"] == 11
+        assert published["source"] == str(checkpoint)
+
+        armfarm(*robot, "--episodes", 2, "--seed", 100)
+        policies = [r.policy_id for r in EpisodeStore(store).records(collector_id="arm-1")]
+        assert policies[:8] == ["random"] * 8 and all(p.startswith("bc@") for p in policies[8:])
+        assert len(policies) == 10
+        assert armfarm("data", "check", store).returncode == 0
+    finally:
+        server.stop()

@@ -1,0 +1,129 @@
+"""Uploads: acks after durable commits, idempotent retries, id ownership, chunked long episodes."""
+
+import concurrent.futures
+
+import httpx
+import numpy as np
+from fleetlib import binary, episode_arrays, episode_body, episode_meta, store_state
+
+from armfarm.data import check_store
+from armfarm.fleet.payload import content_digest, decode, encode, split
+
+
+def upload(server, robot, body):
+    robot_id, token = robot
+    return httpx.post(f"{server.url}/v1/robots/{robot_id}/episodes", content=body, headers=binary(token))
+
+
+def put_chunk(server, robot, episode_id, index, body):
+    robot_id, token = robot
+    return httpx.put(f"{server.url}/v1/robots/{robot_id}/episodes/{episode_id}/chunks/{index}", content=body,
+                     headers=binary(token))
+
+
+def test_upload_is_stored_and_acknowledged(server, robot):
+    arrays, meta = episode_arrays(np.random.default_rng(1), T=7), episode_meta(seed=2**64 - 1)
+    response = upload(server, robot, encode(arrays, meta))
+    assert response.status_code == 200, response.text
+    ack = response.json()
+    assert ack == {"episode_id": meta["episode_id"], "robot_id": robot[0], "transitions": 7,
+                   "sha256": content_digest(arrays, meta)}
+    stored = server.store.read_episode(meta["episode_id"])  # visible as soon as acknowledged
+    assert stored.collector_id == robot[0] and stored.env_id == "Hopper-v5" and stored.seed == 2**64 - 1
+    assert stored.created_at == meta["created_at"] and stored.policy_id == "test"
+    np.testing.assert_array_equal(stored.observations, arrays["observations"])
+    np.testing.assert_array_equal(stored.actions, arrays["actions"])
+    assert check_store(server.store.path).ok
+
+
+def test_retry_returns_the_same_ack_and_stores_nothing_new(server, robot):
+    body = episode_body()
+    first = upload(server, robot, body)
+    state = store_state(server.store)
+    again = [upload(server, robot, body) for _ in range(3)]
+    assert all(r.status_code == 200 and r.json() == first.json() for r in again)
+    assert store_state(server.store) == state
+
+
+def test_concurrent_retries_store_one_episode(server, robot):
+    body = episode_body(T=20)
+    before = server.store.num_episodes
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda _: upload(server, robot, body), range(8)))
+    assert {r.status_code for r in responses} == {200} and len({r.text for r in responses}) == 1
+    assert server.store.num_episodes == before + 1
+
+
+def test_an_id_belongs_to_the_robot_that_stored_it(server, robot):
+    other = server.register()
+    body = episode_body()
+    assert upload(server, robot, body).status_code == 200
+    state = store_state(server.store)
+    response = upload(server, other, body)
+    assert response.status_code == 409 and "already stored by another robot" in response.json()["detail"]
+    assert store_state(server.store) == state
+    assert server.store.read_episode(decode(body).episode_id).collector_id == robot[0]
+
+
+def test_replay_with_other_content_is_refused(server, robot):
+    episode_id = "replayed-episode"
+    assert upload(server, robot, episode_body(episode_id, seed=1)).status_code == 200
+    state = store_state(server.store)
+    response = upload(server, robot, episode_body(episode_id, seed=2))
+    assert response.status_code == 409 and "other content" in response.json()["detail"]
+    assert store_state(server.store) == state
+
+
+def test_concurrent_uploads_from_many_robots_share_group_commits(server):
+    robots = [server.register() for _ in range(6)]
+    before = server.store.num_episodes
+    jobs = [(r, episode_body(T=10, seed=i)) for i in range(5) for r in robots]
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        responses = list(pool.map(lambda job: upload(server, *job), jobs))
+    assert [r.status_code for r in responses] == [200] * len(jobs)
+    assert server.store.num_episodes == before + len(jobs)
+    assert check_store(server.store.path).ok
+
+
+def test_chunked_upload_is_invisible_until_complete(server, robot):
+    arrays, meta = episode_arrays(np.random.default_rng(3), T=95), episode_meta()
+    whole = decode(encode(arrays, meta))
+    chunks = split(whole, 20)
+    assert len(chunks) == 5
+    state = store_state(server.store)
+    for i in (4, 0, 2, 1):  # out of order; the final chunk first
+        response = put_chunk(server, robot, meta["episode_id"], i, chunks[i])
+        assert response.status_code == 202, response.text
+        assert store_state(server.store) == state  # partial episodes are never visible
+        assert check_store(server.store.path).ok
+    assert response.json() == {"status": "staged", "episode_id": meta["episode_id"], "chunk": 1, "missing": [3]}
+    assert put_chunk(server, robot, meta["episode_id"], 1, chunks[1]).status_code == 202  # a retried chunk
+    response = put_chunk(server, robot, meta["episode_id"], 3, chunks[3])
+    assert response.status_code == 200, response.text
+    assert response.json()["sha256"] == content_digest(arrays, meta) and response.json()["transitions"] == 95
+    stored = server.store.read_episode(meta["episode_id"])
+    np.testing.assert_array_equal(stored.observations, arrays["observations"])
+    np.testing.assert_array_equal(stored.rewards, arrays["rewards"])
+    assert not list((server.store.path / "fleet" / "uploads" / robot[0]).glob("*/*"))  # staging cleaned
+    retry = put_chunk(server, robot, meta["episode_id"], 3, chunks[3])  # retry after the commit
+    assert retry.status_code == 200 and retry.json() == response.json()
+
+
+def test_bad_chunks_are_refused(server, robot):
+    arrays, meta = episode_arrays(np.random.default_rng(4), T=30), episode_meta()
+    chunks = split(decode(encode(arrays, meta)), 10)
+    response = put_chunk(server, robot, meta["episode_id"], 1, chunks[0])
+    assert response.status_code == 422 and "must match the URL" in response.json()["detail"]
+    response = put_chunk(server, robot, meta["episode_id"], 0, encode(arrays, meta))
+    assert response.status_code == 422 and "no 'chunk' header" in response.json()["detail"]
+    response = upload(server, robot, chunks[0])
+    assert response.status_code == 422 and "chunk was sent as a whole episode" in response.json()["detail"]
+    # chunks that disagree with each other fail at assembly; the staged chunks are dropped
+    other = split(decode(encode(arrays, {**meta, "seed": 99})), 10)
+    state = store_state(server.store)
+    assert put_chunk(server, robot, meta["episode_id"], 0, chunks[0]).status_code == 202
+    assert put_chunk(server, robot, meta["episode_id"], 1, chunks[1]).status_code == 202
+    response = put_chunk(server, robot, meta["episode_id"], 2, other[2])
+    assert response.status_code == 422 and "other metadata" in response.json()["detail"]
+    assert store_state(server.store) == state
+    assert not (server.store.path / "fleet" / "uploads" / robot[0] / meta["episode_id"]).exists()
