@@ -1,5 +1,6 @@
 """The robot client: buffering on disk while the server is away, surviving kills, following policies."""
 
+import json
 import os
 import signal
 import subprocess
@@ -130,15 +131,18 @@ def test_follows_new_policies_without_restarting(server, robot, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["mismatched", "corrupt"])
-def test_a_policy_that_does_not_fit_is_not_run(server, robot, tmp_path, kind):
-    with FleetClient(client_config(server, robot, tmp_path / "spool")) as client:
-        path = tmp_path / "policy" / "x.npz"
-        path.parent.mkdir()
-        if kind == "corrupt":
-            path.write_bytes(b"not a policy")
-        else:
-            NumpyPolicy([np.ones((4, 3))], [np.zeros(3)]).save(path)
-        client._offered = (99, path)  # as if the uplink had just downloaded it
-        client.record_episode()
-        assert client.policy_version is None and client.behavior.policy_id == "random"
-        client.drain(timeout=60)
+def test_a_cached_policy_that_cannot_run_is_not_run(backend, tmp_path, kind):
+    """A damaged or foreign policy in the spool's cache: the robot keeps its default behaviour."""
+    spool = tmp_path / "spool"
+    (spool / "policy").mkdir(parents=True)
+    digest = "0" * 64
+    if kind == "corrupt":
+        (spool / "policy" / f"{digest}.npz").write_bytes(b"not a policy")
+    else:
+        NumpyPolicy([np.ones((4, 3))], [np.zeros(3)]).save(spool / "policy" / f"{digest}.npz")
+    (spool / "policy" / "current.json").write_text(json.dumps({"version": 7, "sha256": digest}))
+    with ThreadServer(ServerConfig(store=tmp_path / "store", index_url=backend)) as server:
+        with FleetClient(client_config(server, server.register(), spool)) as client:
+            client.record_episode()
+            assert client.policy_version is None and client.behavior.policy_id == "random"
+            assert client.drain(timeout=60)
