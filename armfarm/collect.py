@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from armfarm import __version__
-from armfarm.data import Episode, EpisodeStore
+from armfarm.data import Episode, EpisodeStore, StoreSpec
 from armfarm.envs.behavior import BehaviorSpec, make_behavior
 from armfarm.envs.registry import make_env
 from armfarm.envs.rollout import rollout_episode
@@ -93,8 +93,10 @@ def collect(
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    make_env(env_id).close()  # fail fast, in this process, on an unknown id
-    store = EpisodeStore(store_path, create=True)
+    env = make_env(env_id)  # fail fast, in this process, on an unknown id
+    store_spec = StoreSpec.from_gymnasium(env.observation_space, env.action_space)  # records action bounds
+    env.close()
+    store = EpisodeStore(store_path, create=True, spec=store_spec)
     if not store.provenance.get("collection"):
         store.set_provenance(
             {"collection": {"env_id": env_id, "behavior": spec.policy, "noise": spec.noise,

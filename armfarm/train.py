@@ -30,7 +30,7 @@ import numpy as np
 from armfarm import __version__
 from armfarm.algos.common import DatasetStats, load_checkpoint, make_train_fn, save_checkpoint
 from armfarm.algos.registry import get_algorithm
-from armfarm.data import TransitionDataset
+from armfarm.data import EpisodeStore, TransitionDataset
 from armfarm.evaluate.rollouts import EvalResult, evaluate_policy
 
 DEFAULT_STEPS = 100_000
@@ -138,7 +138,9 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
 
     data = dataset if dataset is not None else TransitionDataset.from_store(store_path)
-    stats = DatasetStats.from_dataset(data)
+    spec = EpisodeStore(store_path).spec
+    bounds = (spec.action.low, spec.action.high) if spec is not None else (None, None)
+    stats = DatasetStats.from_dataset(data, action_low=bounds[0], action_high=bounds[1])
     steps_per_call = min(steps_per_call, steps)
     eval_every = eval_every or (max(steps // 5, steps_per_call) if env_id else None)
     checkpoint_every = checkpoint_every or max(steps // 5, steps_per_call)
@@ -166,7 +168,7 @@ def train(
 
     def export():
         policy = algo.export_policy(config, state)
-        policy.obs_keys = data.obs_keys
+        policy.obs_keys = list(stats.obs_keys) if stats.obs_keys else None
         return policy
 
     def evaluate(at_step: int) -> EvalResult:

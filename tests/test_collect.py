@@ -45,3 +45,17 @@ def test_unknown_env_is_a_clear_error_and_writes_nothing(tmp_path):
 def test_missing_policy_file_names_the_path(tmp_path):
     with pytest.raises(RuntimeError, match="nope.npz"):
         collect("Hopper-v5", tmp_path / "s", BehaviorSpec(str(tmp_path / "nope.npz")), episodes=1)
+
+
+def test_a_trained_goal_conditioned_policy_can_be_collected_with(tmp_path):
+    """Dict observations survive the trip store -> train -> policy.npz -> collector."""
+    from armfarm.train import train
+
+    store = tmp_path / "maze"
+    collect("PointMaze_UMazeDense-v3", store, BehaviorSpec("maze-expert", noise=0.5), episodes=2, seed=0)
+    train("bc", store, tmp_path / "run", steps=20, steps_per_call=10, config_overrides={"hidden": "16,16"})
+    for source in (tmp_path / "run", tmp_path / "run" / "checkpoints" / "step_20"):
+        out = tmp_path / f"again-{source.name}"
+        report = collect("PointMaze_UMazeDense-v3", out, BehaviorSpec(str(source)), episodes=1, seed=5)
+        assert report.episodes == 1
+        assert next(EpisodeStore(out).iter_episodes()).policy_id.startswith("bc@")
