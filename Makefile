@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.armfarm-installed
 
-.PHONY: demo test lint install bench-speed bench-store clean
+.PHONY: demo test lint install bench-speed bench-store bench-fleet clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ bench-speed: $(STAMP)
 bench-store: $(STAMP)
 	$(BIN)/python benchmarks/store_format.py
 	$(BIN)/python benchmarks/store_memory.py
+
+bench-fleet: $(STAMP)
+	$(BIN)/python benchmarks/fleet_load.py
 
 clean:
 	rm -rf demo_out .pytest_cache .ruff_cache

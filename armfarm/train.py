@@ -37,7 +37,7 @@ DEFAULT_STEPS = 100_000
 DEFAULT_STEPS_PER_CALL = 250
 
 
-def _coerce_overrides(config_cls, overrides: dict) -> dict:
+def coerce_overrides(config_cls, overrides: dict) -> dict:
     """Check config overrides against the dataclass fields and convert CLI strings to field types."""
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     coerced = {}
@@ -58,7 +58,7 @@ def _coerce_overrides(config_cls, overrides: dict) -> dict:
     return coerced
 
 
-class _MetricsLog:
+class MetricsLog:
     """CSV + TensorBoard logging of namespaced metrics (``train/critic_loss``, ``eval/return_mean``)."""
 
     def __init__(self, run_dir: Path):
@@ -84,9 +84,9 @@ class _MetricsLog:
             if key.startswith("train/"):
                 self.writer.add_scalar(key, value, step)
 
-    def eval(self, step: int, result: EvalResult) -> None:
+    def eval(self, step: int, result: EvalResult, extra: dict | None = None) -> None:
         row = {"step": step, "eval/return_mean": result.return_mean, "eval/return_std": result.return_std,
-               "eval/normalized": "" if result.normalized is None else result.normalized}
+               "eval/normalized": "" if result.normalized is None else result.normalized, **(extra or {})}
         self._append("eval.csv", row)
         self.writer.add_scalar("eval/return_mean", result.return_mean, step)
         if result.normalized is not None:
@@ -129,7 +129,10 @@ def train(
     if steps < 1 or steps_per_call < 1:
         raise ValueError(f"steps and steps_per_call must be >= 1, got {steps} and {steps_per_call}")
     algo = get_algorithm(algo_name)
-    config = algo.config_cls(**_coerce_overrides(algo.config_cls, config_overrides or {}))
+    if algo.online:
+        raise ValueError(f"{algo.name} learns online from an environment, not from a store; use "
+                         f"`armfarm train-online {algo.name} ENV_ID --out RUN_DIR`")
+    config = algo.config_cls(**coerce_overrides(algo.config_cls, config_overrides or {}))
     run_dir = Path(out_dir)
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
         if not (run_dir / "config.json").exists():
@@ -164,7 +167,7 @@ def train(
     }, indent=2, default=str))
 
     train_fn = make_train_fn(algo, config)
-    log = _MetricsLog(run_dir)
+    log = MetricsLog(run_dir)
 
     def export():
         policy = algo.export_policy(config, state)

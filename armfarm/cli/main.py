@@ -5,21 +5,24 @@ from __future__ import annotations
 import typer
 
 from armfarm import __version__
-from armfarm.cli import data, fleet
+from armfarm.cli import data, datasets, fleet
 from armfarm.cli.collect import collect
 from armfarm.cli.demo import demo
 from armfarm.cli.evaluate import evaluate
 from armfarm.cli.serve import serve
 from armfarm.cli.train import train
+from armfarm.cli.train_online import train_online
 
 app = typer.Typer(
     help="armfarm: collect robot experience into a durable store and learn policies with offline RL.",
     no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(datasets.app, name="datasets")
 app.add_typer(fleet.app, name="fleet")
 app.command("collect")(collect)
 app.command("train")(train)
+app.command("train-online")(train_online)
 app.command("eval")(evaluate)
 app.command("demo")(demo)
 app.command("serve")(serve)

@@ -21,7 +21,7 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 
 def train(
-    algo: str = typer.Argument(..., help="Algorithm: bc, cql, iql or td3bc."),
+    algo: str = typer.Argument(..., help="Offline algorithm: bc, cql, iql or td3bc (sac: see train-online)."),
     store: Path = typer.Argument(..., help="Episode store to learn from."),
     out: Path = typer.Option(..., "--out", help="Run directory (config, metrics.csv, tb/, checkpoints/, summary.json)."),
     steps: int = typer.Option(DEFAULT_STEPS, "--steps", min=1, help="Gradient steps."),

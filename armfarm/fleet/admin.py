@@ -36,6 +36,18 @@ def write_token(path: str | Path, token: str) -> None:
     os.chmod(path, 0o600)
 
 
+def env_spec(env_id: str) -> dict:
+    """The observation and action spaces of ``env_id`` as a registration sends them."""
+    from armfarm.data import StoreSpec
+    from armfarm.envs.registry import make_env
+
+    env = make_env(env_id)
+    try:
+        return StoreSpec.from_gymnasium(env.observation_space, env.action_space).to_dict()
+    finally:
+        env.close()
+
+
 class Admin:
     """An admin session with a fleet server.
 
@@ -74,20 +86,13 @@ class Admin:
             raise AdminError(f"{method} {url}: {response.status_code}: {detail}")
         return response.json()
 
-    def register(self, robot_id: str, env_id: str, rotate_if_registered: bool = False) -> dict:
+    def register(self, robot_id: str, env_id: str, spec: dict | None = None, rotate_if_registered: bool = False) -> dict:
         """Register ``robot_id`` with ``env_id``'s spaces; return the server's answer (with ``token``).
 
-        With ``rotate_if_registered``, an already registered robot is issued a new token instead.
+        ``spec`` is the spaces as :func:`env_spec` gives them (computed here if not given). With
+        ``rotate_if_registered``, an already registered robot is issued a new token instead.
         """
-        from armfarm.data import StoreSpec
-        from armfarm.envs.registry import make_env
-
-        env = make_env(env_id)
-        try:
-            spec = StoreSpec.from_gymnasium(env.observation_space, env.action_space)
-        finally:
-            env.close()
-        body = {"robot_id": robot_id, "env_id": env_id, "spec": spec.to_dict()}
+        body = {"robot_id": robot_id, "env_id": env_id, "spec": spec or env_spec(env_id)}
         try:
             return self._request("POST", "/v1/robots", json=body)
         except AdminError as e:

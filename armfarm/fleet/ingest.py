@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from armfarm.data import DataError, Episode, EpisodeStore
 from armfarm.fleet.errors import FleetError
 from armfarm.fleet.payload import EpisodePayload, PayloadError, assemble, content_digest, decode, wire_arrays
-from armfarm.fleet.registry import Robot
+from armfarm.fleet.registry import Registry, Robot
 from armfarm.fleet.staging import ChunkStaging
 
 MAX_BATCH_STEPS = 1_000_000  # transitions per group commit
@@ -121,19 +121,21 @@ class GroupCommitter:
 class Ingest:
     """Uploads of whole episodes and of chunks, for the robots of one store."""
 
-    def __init__(self, store: EpisodeStore, staging: ChunkStaging, max_episode_steps: int):
-        self.store = store
+    def __init__(self, registry: Registry, staging: ChunkStaging, max_episode_steps: int):
+        self.registry = registry
+        self.store = registry.store
         self.staging = staging
         self.max_episode_steps = max_episode_steps
-        self.committer = GroupCommitter(store)
+        self.committer = GroupCommitter(self.store)
 
-    async def upload(self, robot: Robot, body: bytes) -> Ack:
-        """Store a whole episode; return its ack once it is durable."""
-        episode, digest = await run_in_threadpool(self._prepare_whole, robot, body)
+    async def upload(self, robot_id: str, body: bytes) -> Ack:
+        """Store a whole episode of a registered robot; return its ack once it is durable."""
+        robot, episode, digest = await run_in_threadpool(self._prepare_whole, robot_id, body)
         return await self._commit(robot, episode, digest)
 
-    async def upload_chunk(self, robot: Robot, episode_id: str, index: int, body: bytes) -> Ack | Staged:
+    async def upload_chunk(self, robot_id: str, episode_id: str, index: int, body: bytes) -> Ack | Staged:
         """Stage one chunk; return the episode's ack once it is complete and stored, else what is missing."""
+        robot = await run_in_threadpool(self.registry.cached_robot, robot_id)
         ready = await run_in_threadpool(self._stage, robot, episode_id, index, body)
         if isinstance(ready, Ack | Staged):
             return ready
@@ -149,7 +151,8 @@ class Ingest:
 
     # -- checks (run in worker threads) --------------------------------------------------------------
 
-    def _prepare_whole(self, robot: Robot, body: bytes) -> tuple[Episode, str]:
+    def _prepare_whole(self, robot_id: str, body: bytes) -> tuple[Robot, Episode, str]:
+        robot = self.registry.cached_robot(robot_id)
         payload = _decode(body, robot)
         if payload.chunk is not None:
             raise FleetError(
@@ -159,7 +162,7 @@ class Ingest:
                 f"{payload.chunk.index}",
             )
         self._check_layout(robot, payload)
-        return self._episode(robot, payload)
+        return (robot, *self._episode(robot, payload))
 
     def _stage(self, robot: Robot, episode_id: str, index: int, body: bytes) -> Ack | Staged | tuple[Episode, str]:
         """Stage a chunk; the whole episode (and digest) once all its chunks are here."""

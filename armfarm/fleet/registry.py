@@ -131,6 +131,7 @@ class Registry:
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         store.index.ensure_tables(_DDL)
         self._verified: dict[str, tuple[float, str, str]] = {}  # token_id -> (expiry, hash, robot_id)
+        self._robots: dict[str, Robot] = {}  # registrations never change, so they are cached for good
 
     # -- robots ---------------------------------------------------------------------------------
 
@@ -186,18 +187,30 @@ class Registry:
             raise FleetError(404, f"no robot {robot_id!r} is registered")
         return Robot.from_row(row)
 
+    def cached_robot(self, robot_id: str) -> Robot:
+        """Like :meth:`robot`, from memory after the first call (for the upload path)."""
+        robot = self._robots.get(robot_id)
+        if robot is None:
+            robot = self._robots[robot_id] = self.robot(robot_id)
+        return robot
+
     def robots(self) -> list[Robot]:
         with self.store.index.transaction() as cur:
             rows = cur.execute(f"SELECT {_ROBOT_COLUMNS} FROM fleet_robots ORDER BY robot_id").fetchall()
         return [Robot.from_row(r) for r in rows]
 
-    def authenticate(self, token: str) -> str | None:
-        """The id of the robot whose token this is, or None."""
+    def authenticate(self, token: str, cached_only: bool = False) -> str | None:
+        """The id of the robot whose token this is, or None.
+
+        With ``cached_only``, answer from memory alone (None when the token was not verified recently).
+        """
         token_id = robot_token_id(token)
         if token_id is None:
             return None
         cached = self._verified.get(token_id)
         if cached is None or cached[0] < time.monotonic():
+            if cached_only:
+                return None
             with self.store.index.transaction() as cur:
                 row = cur.execute(
                     "SELECT token_hash, robot_id FROM fleet_robots WHERE token_id = ?", (token_id,)

@@ -206,14 +206,17 @@ class Fleet:
         staging = ChunkStaging(self.store.path / FLEET_DIR / "uploads", config.max_staged_bytes)
         for name in staging.expire(config.staging_ttl_s):
             log.info("removed abandoned chunked upload %s", name)
-        self.ingest = Ingest(self.store, staging, config.max_episode_steps)
+        self.ingest = Ingest(self.registry, staging, config.max_episode_steps)
         self.limiter = RateLimiter(config.rate_limit, config.rate_burst)
 
-    def authenticate(self, token: str) -> Principal:
+    async def authenticate(self, token: str) -> Principal:
+        """Who holds ``token`` (401 if nobody), after charging the caller's rate limit (429)."""
         if matches(token, self.admin_hash):
             principal = Principal()
         else:
-            robot_id = self.registry.authenticate(token)
+            robot_id = self.registry.authenticate(token, cached_only=True)
+            if robot_id is None:  # not verified recently: ask the index, off the event loop
+                robot_id = await run_in_threadpool(self.registry.authenticate, token)
             if robot_id is None:
                 raise FleetError(401, "invalid token: unknown, rotated or mistyped",
                                  {"WWW-Authenticate": 'Bearer error="invalid_token"'})
@@ -271,12 +274,13 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.exception_handler(DataError)
     async def _store_error(request: Request, exc: DataError) -> JSONResponse:
         log.error("store error: %s", exc)
-        return JSONResponse({"detail": f"the store could not commit: {exc}"}, 503, headers=retry_after_header(1))
+        return JSONResponse({"detail": f"the store is unavailable ({exc.message}); retry later"}, 503,
+                            headers=retry_after_header(1))
 
-    def principal(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+    async def principal(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
         if credentials is None:
             raise FleetError(401, "missing token: send 'Authorization: Bearer <token>'", {"WWW-Authenticate": "Bearer"})
-        return fleet.authenticate(credentials.credentials)
+        return await fleet.authenticate(credentials.credentials)
 
     Caller = Annotated[Principal, Depends(principal)]
 
@@ -284,11 +288,15 @@ def create_app(config: ServerConfig) -> FastAPI:
         if not caller.is_admin:
             raise FleetError(403, f"{caller} may not {action}: that needs the admin token")
 
-    def robot_only(caller: Principal, robot_id: str) -> None:
+    async def robot_itself(robot_id: RobotId, caller: Caller) -> Principal:
+        """The caller, if it is the robot named in the path (checked before any body is read)."""
         if caller.is_admin:
             raise FleetError(403, f"episodes come from robots: upload with robot {robot_id!r}'s token, not the admin token")
         if caller.robot_id != robot_id:
             raise FleetError(403, f"this token belongs to robot {caller.robot_id!r}, not {robot_id!r}")
+        return caller
+
+    TheRobot = Annotated[Principal, Depends(robot_itself)]
 
     async def read_body(request: Request) -> bytes:
         return await request.body()
@@ -300,10 +308,10 @@ def create_app(config: ServerConfig) -> FastAPI:
             with fleet.store.index.transaction() as cur:
                 cur.execute("SELECT 1").fetchone()
         except DataError as e:
-            raise FleetError(503, f"the store's index does not answer: {e}") from None
+            raise FleetError(503, f"the store's index does not answer ({e.message})") from None
         return {"status": "ok", "armfarm_version": __version__}
 
-    @app.post("/v1/robots", status_code=201, response_model=RobotTokenOut, responses=_errors(*_AUTH, 409, 413, 422),
+    @app.post("/v1/robots", status_code=201, response_model=RobotTokenOut, responses=_errors(*_AUTH, 400, 409, 413, 422),
               tags=["robots"])
     def register(body: RegisterBody, caller: Caller) -> dict:
         """Register a robot with its environment's spaces; returns its token (shown once)."""
@@ -338,30 +346,26 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.post("/v1/robots/{robot_id}/episodes", response_model=AckOut, openapi_extra=_BINARY_BODY,
               responses=_errors(*_AUTH, 404, 409, 413, 422, 503), tags=["episodes"])
-    async def upload(robot_id: RobotId, caller: Caller, body: Annotated[bytes, Depends(read_body)]) -> dict:
+    async def upload(robot_id: RobotId, caller: TheRobot, body: Annotated[bytes, Depends(read_body)]) -> dict:
         """Upload a whole episode (the binary format of armfarm.fleet.payload).
 
         Answers only once the episode is durably committed to the store. A retry of a stored episode
         gets the same ack; an id stored by another robot, or with other content, gets 409.
         """
-        robot_only(caller, robot_id)
-        robot = fleet.registry.robot(robot_id)
-        return (await fleet.ingest.upload(robot, body)).to_json()
+        return (await fleet.ingest.upload(robot_id, body)).to_json()
 
     @app.put("/v1/robots/{robot_id}/episodes/{episode_id}/chunks/{index}", response_model=AckOut,
              openapi_extra=_BINARY_BODY, responses={202: {"model": StagedOut},
                                                     **_errors(*_AUTH, 404, 409, 413, 422, 503)},
              tags=["episodes"])
     async def upload_chunk(robot_id: RobotId, episode_id: EpisodeId, index: Annotated[int, PathParam(ge=0, lt=2**31)],
-                           caller: Caller, body: Annotated[bytes, Depends(read_body)]) -> Any:
+                           caller: TheRobot, body: Annotated[bytes, Depends(read_body)]) -> Any:
         """Upload chunk ``index`` of a long episode, in any order; chunks are staged durably.
 
         202 while chunks are missing; 200 with the episode's ack once the final chunk and all before
         it are here and the assembled episode is committed. Staged chunks are never visible in the store.
         """
-        robot_only(caller, robot_id)
-        robot = fleet.registry.robot(robot_id)
-        result = await fleet.ingest.upload_chunk(robot, episode_id, index, body)
+        result = await fleet.ingest.upload_chunk(robot_id, episode_id, index, body)
         if isinstance(result, Ack):
             return result.to_json()
         return JSONResponse(result.to_json(), 202)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from armfarm.fleet.admin import Admin
+from armfarm.fleet.admin import Admin, env_spec
 from armfarm.fleet.client import ClientConfig, FleetClient
 
 REGISTER_WAIT_S = 60.0  # how long to wait for the server to come up before registering
@@ -101,10 +101,11 @@ def run_sim(
     spool_root = Path(spool_dir) if spool_dir is not None else Path(tempfile.mkdtemp(prefix="armfarm-sim-"))
     report.spool_dir = str(spool_root)
     configs = []
+    spec = env_spec(env_id)
     with Admin(server, admin_token, wait_s=REGISTER_WAIT_S) as admin:
         for r in range(robots):
             robot_id = f"{prefix}-{r}"
-            token = admin.register(robot_id, env_id, rotate_if_registered=True)["token"]
+            token = admin.register(robot_id, env_id, spec, rotate_if_registered=True)["token"]
             configs.append(ClientConfig(
                 server=server, token=token, robot_id=robot_id, env_id=env_id, spool_dir=spool_root / robot_id,
                 noise=noise, seed=seed + 1_000_000 * r, max_steps=max_steps, policy_poll_s=policy_poll_s,

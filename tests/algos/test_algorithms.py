@@ -19,7 +19,8 @@ from armfarm.algos import (
 
 
 def test_registry_names():
-    assert sorted(ALGORITHMS) == ["bc", "cql", "iql", "td3bc"]
+    assert sorted(ALGORITHMS) == ["bc", "cql", "iql", "sac", "td3bc"]
+    assert [n for n in sorted(ALGORITHMS) if ALGORITHMS[n].online] == ["sac"]
     for name in ALGO_NAMES:
         algo = get_algorithm(name)
         assert algo.name == name
@@ -27,8 +28,8 @@ def test_registry_names():
 
 
 def test_unknown_algorithm_lists_valid_names():
-    with pytest.raises(ValueError, match="bc, cql, iql, td3bc"):
-        get_algorithm("sac")
+    with pytest.raises(ValueError, match="bc, cql, iql, sac, td3bc"):
+        get_algorithm("ppo")
 
 
 @pytest.mark.parametrize("name", ALGO_NAMES)

@@ -5,7 +5,7 @@ import json
 import httpx
 import numpy as np
 import pytest
-from fleetlib import HOPPER_SPEC, binary, bearer, episode_arrays, episode_body, episode_meta, store_state
+from fleetlib import HOPPER_SPEC, bearer, binary, episode_arrays, episode_body, episode_meta, store_state
 
 from armfarm.fleet.payload import encode
 

@@ -42,7 +42,7 @@ def test_sigkilled_server_loses_no_acknowledged_episode(tmp_path, backend):
             time.sleep(rng.uniform(0.0, 0.05))
             kills_during_uploads += len(acked(ack_log)) < ROBOTS * EPISODES
             server.kill()
-            time.sleep(rng.uniform(0.1, 0.8))  # the robots keep recording into their spools
+            time.sleep(rng.uniform(0.05, 0.5))  # the robots keep recording into their spools
             server.start()
         out, err = sim.communicate(timeout=300)
     finally:

@@ -21,7 +21,7 @@ from armfarm.fleet.payload import (
     wire_arrays,
 )
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DTYPES = ["float32", "float64", "float16", "int8", "int32", "int64", "uint8", "uint16", "bool"]
 
 

@@ -1,0 +1,338 @@
+"""The online learner behind ``armfarm train-online``: SAC interacting with a Gymnasium environment.
+
+The loop alternates acting and learning in chunks: the current stochastic actor (a NumPy copy of its
+parameters, :class:`GaussianActor`) takes ``updates_per_call`` (K) environment steps, then K gradient
+steps run in one compiled :func:`~armfarm.algos.common.make_train_fn` call on K batches drawn from the
+replay buffer, one update per environment step as in Haarnoja et al. 2018. The first ``start_steps``
+environment steps use uniform random actions and no updates. Acting with a policy up to K - 1 updates
+old costs little sample efficiency for K much smaller than the episode length, and fusing K updates
+removes the per-step dispatch overhead that dominates small networks on a CPU (see BENCHMARKS.md).
+
+A run directory has the layout of :mod:`armfarm.train` (``config.json``, ``metrics.csv``, ``eval.csv``
+with the wall time of every evaluation, ``tb/``, ``checkpoints/step_N/``, ``policy.npz``,
+``summary.json``) plus ``replay.npz``, the replay buffer at the end of the run, which
+:meth:`ReplayBuffer.episodes` turns back into whole episodes (D4RL's "medium-replay").
+Steps are environment steps throughout. Training is deterministic for a seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import jax
+import numpy as np
+
+from armfarm import __version__
+from armfarm.algos.common import DatasetStats, make_train_fn, save_checkpoint
+from armfarm.algos.registry import get_algorithm
+from armfarm.envs.registry import make_env
+from armfarm.evaluate.rollouts import EvalResult, evaluate_policy
+from armfarm.train import MetricsLog, coerce_overrides
+
+DEFAULT_STEPS = 1_000_000
+DEFAULT_START_STEPS = 5_000
+DEFAULT_UPDATES_PER_CALL = 50
+REPLAY_FILE = "replay.npz"
+
+__all__ = ["GaussianActor", "ReplayBuffer", "env_stats", "train_online"]
+
+
+class ReplayBuffer:
+    """A FIFO buffer of ``capacity`` transitions that remembers where episodes end.
+
+    Each row holds ``observations``, ``actions``, ``rewards``, ``next_observations``, ``terminated``
+    (do not bootstrap) and ``truncated`` (the episode was cut by a time limit).
+    """
+
+    FIELDS = ("observations", "actions", "rewards", "next_observations", "terminated", "truncated")
+
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int):
+        if capacity < 1:
+            raise ValueError(f"capacity must be >= 1, got {capacity}")
+        self.capacity = int(capacity)
+        self.observations = np.zeros((capacity, obs_dim), np.float32)
+        self.actions = np.zeros((capacity, act_dim), np.float32)
+        self.rewards = np.zeros(capacity, np.float32)
+        self.next_observations = np.zeros((capacity, obs_dim), np.float32)
+        self.terminated = np.zeros(capacity, bool)
+        self.truncated = np.zeros(capacity, bool)
+        self.added = 0  # transitions ever added; the newest is at (added - 1) % capacity
+
+    @property
+    def size(self) -> int:
+        return min(self.added, self.capacity)
+
+    def add(self, obs, action, reward: float, next_obs, terminated: bool, truncated: bool) -> None:
+        i = self.added % self.capacity
+        self.observations[i] = obs
+        self.actions[i] = action
+        self.rewards[i] = reward
+        self.next_observations[i] = next_obs
+        self.terminated[i] = terminated
+        self.truncated[i] = truncated and not terminated
+        self.added += 1
+
+    def sample_stacked(self, rng: np.random.Generator, num_batches: int, batch_size: int) -> dict[str, np.ndarray]:
+        """``num_batches`` batches of ``batch_size`` uniform transitions, stacked ``(K, B, ...)``."""
+        idx = rng.integers(0, self.size, (num_batches, batch_size))
+        return {
+            "observations": self.observations[idx],
+            "actions": self.actions[idx],
+            "rewards": self.rewards[idx],
+            "next_observations": self.next_observations[idx],
+            "terminals": self.terminated[idx].astype(np.float32),
+        }
+
+    def _chronological(self) -> np.ndarray:
+        start = self.added % self.capacity if self.added > self.capacity else 0
+        return (start + np.arange(self.size)) % self.capacity
+
+    def episodes(self) -> list[dict[str, np.ndarray]]:
+        """The buffer as whole episodes in the order they were collected, in the layout of
+        :class:`armfarm.data.Episode` (``T + 1`` observations). An episode still running at the end is
+        kept and marked truncated; one whose start was overwritten (after wrap-around) is dropped."""
+        order = self._chronological()
+        ends = self.terminated[order] | self.truncated[order]
+        out, start = [], 0
+        if self.added > self.capacity:  # the oldest episode lost its beginning
+            first_end = np.flatnonzero(ends)
+            start = int(first_end[0]) + 1 if len(first_end) else len(order)
+        boundaries = [int(i) + 1 for i in np.flatnonzero(ends) if i >= start]
+        if not boundaries or boundaries[-1] < len(order):
+            boundaries.append(len(order))
+        for stop in boundaries:
+            if stop <= start:
+                continue
+            rows = order[start:stop]
+            truncated = self.truncated[rows].copy()
+            truncated[-1] |= not self.terminated[rows[-1]]
+            out.append({
+                "observations": np.concatenate([self.observations[rows], self.next_observations[rows[-1:]]]),
+                "actions": self.actions[rows].copy(),
+                "rewards": self.rewards[rows].copy(),
+                "terminated": self.terminated[rows].copy(),
+                "truncated": truncated,
+            })
+            start = stop
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write the stored transitions (oldest first) to an ``.npz``."""
+        order = self._chronological()
+        np.savez(path, **{name: getattr(self, name)[order] for name in self.FIELDS})
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReplayBuffer:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {name: z[name] for name in cls.FIELDS}
+        n = len(arrays["rewards"])
+        buffer = cls(max(n, 1), arrays["observations"].shape[1], arrays["actions"].shape[1])
+        for name, value in arrays.items():
+            getattr(buffer, name)[:n] = value
+        buffer.added = n
+        return buffer
+
+
+class GaussianActor:
+    """SAC's stochastic actor in NumPy: ``a = tanh(mu(s) + sigma(s) * eps)``, rescaled to the action
+    bounds; :meth:`mean_action` is the deterministic ``tanh(mu(s))``. Used to act during online
+    training and to sample datasets from a trained policy ("medium")."""
+
+    def __init__(self, weights: list[np.ndarray], biases: list[np.ndarray], action_low: np.ndarray,
+                 action_high: np.ndarray, log_std_min: float, log_std_max: float,
+                 obs_mean: np.ndarray | None = None, obs_std: np.ndarray | None = None):
+        self.weights, self.biases = weights, biases
+        self.low, self.high = action_low, action_high
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+        self.obs_mean, self.obs_std = obs_mean, obs_std
+
+    @classmethod
+    def from_state(cls, config: Any, state: dict) -> GaussianActor:
+        host = jax.device_get({"actor": state["actor"]["params"], "norm": state["norm"]})
+        norm = {k: np.asarray(v) for k, v in host["norm"].items()}
+        return cls(
+            [np.asarray(layer["w"]) for layer in host["actor"]], [np.asarray(layer["b"]) for layer in host["actor"]],
+            norm["act_low"], norm["act_high"], config.log_std_min, config.log_std_max,
+            norm["obs_mean"] if config.normalize_obs else None, norm["obs_std"] if config.normalize_obs else None,
+        )
+
+    def _head(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.asarray(obs, np.float32)
+        if self.obs_mean is not None:
+            x = (x - self.obs_mean) / self.obs_std
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            x = np.maximum(x @ w + b, 0.0)
+        mean, log_std = np.split(x @ self.weights[-1] + self.biases[-1], 2, axis=-1)
+        return mean, np.clip(log_std, self.log_std_min, self.log_std_max)
+
+    def _rescale(self, y: np.ndarray) -> np.ndarray:
+        return (self.low + (y + 1.0) * 0.5 * (self.high - self.low)).astype(np.float32)
+
+    def sample(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        mean, log_std = self._head(obs)
+        return self._rescale(np.tanh(mean + np.exp(log_std) * rng.standard_normal(mean.shape, np.float32)))
+
+    def mean_action(self, obs: np.ndarray) -> np.ndarray:
+        return self._rescale(np.tanh(self._head(obs)[0]))
+
+
+def env_stats(env: gym.Env) -> DatasetStats:
+    """The constants an online learner takes from the environment: its dimensions and action bounds
+    (no observation normalisation: the mean is 0 and the std 1)."""
+    if not isinstance(env.observation_space, gym.spaces.Box) or not isinstance(env.action_space, gym.spaces.Box):
+        raise ValueError(f"online training needs Box observation and action spaces; {env.spec.id} has "
+                         f"{type(env.observation_space).__name__} and {type(env.action_space).__name__}")
+    obs_dim = int(np.prod(env.observation_space.shape))
+    act = env.action_space
+    return DatasetStats(obs_dim=obs_dim, act_dim=int(np.prod(act.shape)), obs_mean=np.zeros(obs_dim),
+                        obs_std=np.ones(obs_dim), action_low=act.low.reshape(-1), action_high=act.high.reshape(-1))
+
+
+def train_online(
+    algo_name: str,
+    env_id: str,
+    out_dir: str | Path,
+    steps: int = DEFAULT_STEPS,
+    seed: int = 0,
+    start_steps: int = DEFAULT_START_STEPS,
+    updates_per_call: int = DEFAULT_UPDATES_PER_CALL,
+    buffer_size: int | None = None,
+    eval_every: int | None = None,
+    eval_episodes: int = 10,
+    checkpoint_every: int | None = None,
+    target_return: float | None = None,
+    config_overrides: dict | None = None,
+    on_progress: Callable[[int, dict], None] | None = None,
+    on_eval: Callable[[int, EvalResult], None] | None = None,
+) -> dict:
+    """Train ``algo_name`` (``sac``) in ``env_id`` for ``steps`` environment steps.
+
+    ``eval_every`` (default: 20 evaluations per run) and ``checkpoint_every`` (default: 5 per run) are in
+    environment steps; evaluations run the deterministic policy for ``eval_episodes`` episodes seeded
+    ``10_000 + seed, ...``. With ``target_return``, training stops at the first evaluation whose mean
+    return reaches it (how D4RL stopped its "medium" SAC). ``buffer_size`` defaults to ``steps`` (the
+    whole history; Haarnoja et al. use 10^6). Returns the summary, also written to ``summary.json``.
+    """
+    started = time.perf_counter()
+    if steps < 1 or updates_per_call < 1 or start_steps < 0:
+        raise ValueError("steps and updates_per_call must be >= 1 and start_steps >= 0")
+    algo = get_algorithm(algo_name)
+    if not algo.online:
+        raise ValueError(f"{algo.name} is an offline algorithm; use `armfarm train {algo.name} STORE --out RUN_DIR`")
+    config = algo.config_cls(**coerce_overrides(algo.config_cls, config_overrides or {}))
+    run_dir = Path(out_dir)
+    if run_dir.exists() and any(run_dir.iterdir()):
+        if not (run_dir / "config.json").exists():
+            raise FileExistsError(f"{run_dir} exists and is not an armfarm run directory; choose another --out")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    env = make_env(env_id)
+    stats = env_stats(env)
+    eval_every = eval_every or max(steps // 20, 1)
+    checkpoint_every = checkpoint_every or max(steps // 5, 1)
+    buffer = ReplayBuffer(buffer_size or steps, stats.obs_dim, stats.act_dim)
+    rng = np.random.default_rng([seed, 0x5AC])
+    state = algo.init(config, stats, seed)
+    train_fn = make_train_fn(algo, config)
+    actor = GaussianActor.from_state(config, state)
+    (run_dir / "config.json").write_text(json.dumps({
+        "algo": algo.name, "config": dataclasses.asdict(config), "env": env_id, "seed": seed, "steps": steps,
+        "start_steps": start_steps, "updates_per_call": updates_per_call, "buffer_size": buffer.capacity,
+        "eval_every": eval_every, "eval_episodes": eval_episodes, "target_return": target_return,
+        "armfarm_version": __version__,
+    }, indent=2, default=str))
+    log = MetricsLog(run_dir)
+
+    def export():
+        return algo.export_policy(config, state)
+
+    def evaluate(at_step: int) -> EvalResult:
+        result = evaluate_policy(export(), env_id, episodes=eval_episodes, seed=10_000 + seed)
+        log.eval(at_step, result, {"grad_steps": grad_steps, "wall_s": round(time.perf_counter() - started, 3)})
+        if on_eval is not None:
+            on_eval(at_step, result)
+        return result
+
+    def checkpoint(at_step: int) -> None:
+        save_checkpoint(run_dir / "checkpoints" / f"step_{at_step}", algo.name, config, state, stats,
+                        {"env_steps": at_step, "env_id": env_id})
+
+    obs, _ = env.reset(seed=seed)
+    obs = np.asarray(obs, np.float32).reshape(-1)
+    step = grad_steps = episodes = 0
+    train_seconds, act_seconds, last_eval, reached = 0.0, 0.0, None, False
+    episode_return, episode_returns = 0.0, []
+    try:
+        while step < steps and not reached:
+            k = min(updates_per_call, steps - step)
+            tick = time.perf_counter()
+            for _ in range(k):
+                if step < start_steps:
+                    action = rng.uniform(stats.action_low, stats.action_high).astype(np.float32)
+                else:
+                    action = actor.sample(obs, rng)
+                next_obs, reward, terminated, truncated, _ = env.step(action)
+                next_obs = np.asarray(next_obs, np.float32).reshape(-1)
+                buffer.add(obs, action, float(reward), next_obs, bool(terminated), bool(truncated))
+                episode_return += float(reward)
+                step += 1
+                if terminated or truncated:
+                    episodes += 1
+                    episode_returns.append(episode_return)
+                    episode_return = 0.0
+                    next_obs, _ = env.reset()
+                    next_obs = np.asarray(next_obs, np.float32).reshape(-1)
+                obs = next_obs
+            act_seconds += time.perf_counter() - tick
+            if step > start_steps and buffer.size >= config.batch_size:
+                batches = buffer.sample_stacked(rng, k, config.batch_size)
+                tick = time.perf_counter()
+                state, metrics = train_fn(state, batches)
+                metrics = {key: float(value) for key, value in metrics.items()}
+                train_seconds += time.perf_counter() - tick
+                grad_steps += k
+                if not all(np.isfinite(v) for v in metrics.values()):
+                    raise FloatingPointError(f"non-finite training metrics at step {step}: {metrics}")
+                actor = GaussianActor.from_state(config, state)
+                metrics["episode_return"] = float(np.mean(episode_returns[-10:])) if episode_returns else 0.0
+                log.train(step, time.perf_counter() - started, metrics)
+                if on_progress is not None:
+                    on_progress(step, metrics)
+            if step % checkpoint_every < k and step > 0:
+                checkpoint(step)
+            if step % eval_every < k or step == steps:
+                last_eval = evaluate(step)
+                reached = target_return is not None and last_eval.return_mean >= target_return
+        if not (run_dir / "checkpoints" / f"step_{step}").exists():
+            checkpoint(step)
+    finally:
+        log.close()
+        env.close()
+
+    export().save(run_dir / "policy.npz")
+    buffer.save(run_dir / REPLAY_FILE)
+    if last_eval is None:
+        last_eval = evaluate(step)
+    seconds = time.perf_counter() - started
+    summary = {
+        "algo": algo.name, "env_id": env_id, "seed": seed, "env_steps": step, "grad_steps": grad_steps,
+        "episodes": episodes, "seconds": round(seconds, 3), "train_seconds": round(train_seconds, 3),
+        "act_seconds": round(act_seconds, 3),
+        "grad_steps_per_s": round(grad_steps / train_seconds, 2) if train_seconds > 0 else None,
+        "env_steps_per_s": round(step / seconds, 2),
+        "target_return": target_return, "reached_target": reached,
+        "checkpoint": str(run_dir / "checkpoints" / f"step_{step}"),
+        "eval": {"env_id": env_id, "episodes": eval_episodes, "return_mean": last_eval.return_mean,
+                 "return_std": last_eval.return_std, "normalized": last_eval.normalized},
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

@@ -1,0 +1,306 @@
+"""Scoreboard: armfarm's BC, CQL, IQL and TD3+BC beside d3rlpy 2.8.1's on the same locally built datasets.
+
+    .venv/bin/python benchmarks/scores.py [--datasets hopper-medium,hopper-medium-replay]
+        [--algos bc,cql,iql,td3bc] [--steps 5000] [--algo-steps cql=1000] [--seeds 0,1,2]
+        [--eval-episodes 10] [--libs armfarm,d3rlpy] [--stores-dir runs/datasets] [--markdown BENCHMARKS.md]
+
+For every dataset (built with ``armfarm.datasets.build_dataset`` into ``--stores-dir`` when missing, at the
+recipe's default size, seed 0), algorithm and training seed, both libraries train for the same number of
+gradient steps with their own default hyperparameters:
+
+* armfarm: ``armfarm.train.train`` (what ``armfarm train`` runs), in this process.
+* d3rlpy: ``benchmarks/_d3rlpy_scores.py`` in d3rlpy's own virtualenv (``benchmarks/d3rlpy_env.sh``),
+  on the same transitions exported as a D4RL-layout ``.npz``; ``fit(n_steps=...)`` with logging off.
+
+Both final policies are evaluated here by the same code (``armfarm.evaluate.evaluate_policy``: the
+deterministic policy, ``--eval-episodes`` episodes seeded 100000, 100001, ...; d3rlpy's policy is its
+``predict()`` network, exported as weights). Training seeds are 0, 1, 2 and nothing is tuned: each
+library runs its defaults. Reported per cell: the D4RL-normalised score (mean ± std over seeds), the wall
+time of one training run (data loading, network construction/compilation and all gradient steps, no
+evaluation) and gradient steps per second over that wall time.
+
+Every finished run is appended to ``benchmarks/_out/scores/results.jsonl`` at once and skipped when the
+script runs again with the same settings, so an interrupted scoreboard resumes where it stopped. The
+markdown table (with the machine, the exact command and the published D4RL numbers for context) replaces
+the ``scores`` section of ``--markdown``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+OUT = HERE / "_out" / "scores"
+ALGOS = ("bc", "cql", "iql", "td3bc")
+NAMES = {"bc": "BC", "cql": "CQL", "iql": "IQL", "td3bc": "TD3+BC"}
+EVAL_SEED = 100_000
+BEGIN, END = "<!-- scores:begin -->", "<!-- scores:end -->"
+
+# Published D4RL v2 normalised scores (IQL paper, Table 1), for context only: other data.
+PUBLISHED = {
+    "halfcheetah-medium": (42.6, 44.0, 48.3, 47.4), "hopper-medium": (52.9, 58.5, 59.3, 66.3),
+    "walker2d-medium": (75.3, 72.5, 83.7, 78.3), "halfcheetah-medium-replay": (36.6, 45.5, 44.6, 44.2),
+    "hopper-medium-replay": (18.1, 95.0, 60.9, 94.7), "walker2d-medium-replay": (26.0, 77.2, 81.8, 73.9),
+    "halfcheetah-medium-expert": (55.2, 91.6, 90.7, 86.7), "hopper-medium-expert": (52.5, 105.4, 98.0, 91.5),
+    "walker2d-medium-expert": (107.5, 108.8, 110.1, 109.6),
+}
+PUBLISHED_ORDER = ("bc", "cql", "td3bc", "iql")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default="hopper-medium,hopper-medium-replay")
+    p.add_argument("--algos", default=",".join(ALGOS))
+    p.add_argument("--steps", type=int, default=5000, help="gradient steps per run (both libraries)")
+    p.add_argument("--algo-steps", default="", help="per-algorithm overrides, e.g. cql=1000 (both libraries)")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--libs", default="armfarm,d3rlpy")
+    p.add_argument("--stores-dir", type=Path, default=ROOT / "runs" / "datasets")
+    p.add_argument("--behavior-dir", type=Path, default=None, help="SAC behaviour run for medium datasets")
+    p.add_argument("--d3rlpy-python", default=None, help="default: the venv made by benchmarks/d3rlpy_env.sh")
+    p.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
+    p.add_argument("--results", type=Path, default=OUT / "results.jsonl")
+    return p.parse_args(argv)
+
+
+def machine() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    import jax
+
+    return (f"{cpu}, {len(os.sched_getaffinity(0))} cores, {mem:.1f} GiB, {platform.system()}; "
+            f"jax {jax.__version__} ({jax.default_backend()}), Python {platform.python_version()}")
+
+
+# ------------------------------------------------------------------------------------ datasets
+
+
+def ensure_dataset(name: str, stores_dir: Path, behavior_dir: Path | None) -> tuple[Path, Path, str]:
+    """The store of ``name`` (built if missing), its D4RL-layout ``.npz`` for d3rlpy, and its env id."""
+    from armfarm.data import EpisodeStore, TransitionDataset
+    from armfarm.datasets import build_dataset, get_recipe
+
+    store = stores_dir / name
+    if not (store / "store.json").exists():
+        print(f"[scores] building {name} into {store}", file=sys.stderr)
+        build_dataset(name, store, seed=0, behavior_dir=behavior_dir)
+    npz = OUT / f"{name}.npz"
+    provenance = EpisodeStore(store).provenance.get("recipe", {})
+    stamp = OUT / f"{name}.npz.json"
+    if not npz.exists() or not stamp.exists() or json.loads(stamp.read_text()) != provenance:
+        ds = TransitionDataset.from_store(store)
+        OUT.mkdir(parents=True, exist_ok=True)
+        np.savez(npz, observations=ds.observations, actions=ds.actions, rewards=ds.rewards,
+                 terminals=ds.terminals, timeouts=ds.timeouts)
+        stamp.write_text(json.dumps(provenance))
+    return store, npz, get_recipe(name).env_id
+
+
+# ------------------------------------------------------------------------------------ runs
+
+
+def run_armfarm(algo: str, store: Path, steps: int, seed: int, run_dir: Path) -> tuple[dict, Path]:
+    from armfarm.train import train
+
+    summary = train(algo, store, run_dir, steps=steps, seed=seed)
+    return {"wall_s": summary["seconds"], "steps_per_s": steps / summary["seconds"],
+            "loop_steps_per_s": summary["grad_steps_per_s"]}, run_dir / "policy.npz"
+
+
+def run_d3rlpy(python: str, algo: str, npz: Path, steps: int, seed: int, run_dir: Path) -> tuple[dict, Path]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    weights = run_dir / "d3rlpy_policy.npz"
+    cmd = [python, str(HERE / "_d3rlpy_scores.py"), str(npz), "--algo", algo, "--seed", str(seed),
+           "--steps", str(steps), "--policy-out", str(weights)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=run_dir)
+    (run_dir / "d3rlpy.log").write_text(proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"d3rlpy {algo} seed {seed} failed:\n{proc.stderr[-3000:]}")
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"wall_s": out["wall_s"], "steps_per_s": steps / out["wall_s"], "loop_steps_per_s": out["steps_per_s"],
+            "batch_size": out["batch_size"]}, weights
+
+
+def evaluate(lib: str, policy_path: Path, env_id: str, episodes: int) -> dict:
+    from armfarm.evaluate.rollouts import evaluate_policy
+    from armfarm.policy import NumpyPolicy
+
+    if lib == "armfarm":
+        policy = NumpyPolicy.load(policy_path)
+    else:  # d3rlpy: relu MLP, tanh output, no observation scaler; Hopper/Walker/HalfCheetah act in [-1, 1]
+        with np.load(policy_path) as z:
+            n = len([k for k in z.files if k.startswith("weight_")])
+            policy = NumpyPolicy([z[f"weight_{i}"] for i in range(n)], [z[f"bias_{i}"] for i in range(n)])
+    result = evaluate_policy(policy, env_id, episodes=episodes, seed=EVAL_SEED)
+    return {"return_mean": result.return_mean, "return_std": result.return_std, "normalized": result.normalized}
+
+
+# ------------------------------------------------------------------------------------ report
+
+
+def load_results(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _cell(rows: list[dict]) -> dict | None:
+    if not rows:
+        return None
+    scores = np.array([r["eval"]["normalized"] for r in rows])
+    return {"n": len(rows), "mean": scores.mean(), "std": scores.std(), "wall": np.mean([r["wall_s"] for r in rows]),
+            "sps": np.mean([r["steps_per_s"] for r in rows]), "steps": rows[0]["steps"]}
+
+
+def table(results: list[dict], datasets: list[str], algos: list[str], eval_episodes: int) -> str:
+    lines = ["| dataset | algo | steps | armfarm score | d3rlpy score | armfarm wall s | d3rlpy wall s "
+             "| armfarm steps/s | d3rlpy steps/s | seeds | published D4RL (other data) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|:---:|---:|"]
+    for name in datasets:
+        for algo in algos:
+            cells = {lib: _cell([r for r in results if r["dataset"] == name and r["algo"] == algo
+                                 and r["lib"] == lib and r["eval_episodes"] == eval_episodes])
+                     for lib in ("armfarm", "d3rlpy")}
+            if not any(cells.values()):
+                continue
+            a, d = cells["armfarm"], cells["d3rlpy"]
+            steps = (a or d)["steps"]
+
+            def fmt(c, key, spec):
+                return "–" if c is None else format(c[key], spec)
+
+            def score(c):
+                return "–" if c is None else f"{c['mean']:.1f} ± {c['std']:.1f}"
+
+            published = PUBLISHED.get(name)
+            ref = f"{published[PUBLISHED_ORDER.index(algo)]:.1f}" if published else "–"
+            seeds = "/".join(str(c["n"]) if c else "0" for c in (a, d))
+            lines.append(
+                f"| {name} | {NAMES[algo]} | {steps:,} "
+                f"| {score(a)} | {score(d)} "
+                f"| {fmt(a, 'wall', '.0f')} | {fmt(d, 'wall', '.0f')} | {fmt(a, 'sps', '.1f')} | {fmt(d, 'sps', '.1f')} "
+                f"| {seeds} | {ref} |"
+            )
+    return "\n".join(lines)
+
+
+def write_markdown(path: Path, body: str) -> None:
+    section = f"{BEGIN}\n{body}\n{END}"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = head + section + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def report(args, results: list[dict], datasets: list[str], algos: list[str], command: str) -> str:
+    provenance = []
+    for name in datasets:
+        store = args.stores_dir / name
+        if (store / "store.json").exists():
+            from armfarm.data import EpisodeStore
+
+            rec = EpisodeStore(store).provenance.get("recipe", {})
+            behavior = rec.get("behavior", {})
+            behavior = behavior[0] if isinstance(behavior, list) else behavior
+            provenance.append(
+                f"- `{name}`: {rec.get('transitions', '?'):,} transitions, {rec.get('episodes', '?')} episodes, "
+                f"data return {rec.get('data_return_mean', float('nan')):.0f}; behaviour {behavior.get('type')}"
+                + (f" after {behavior['env_steps']:,} env steps, evaluated return {behavior['eval_return_mean']:.0f}"
+                   f" (checkpoint sha256 {behavior['checkpoint_sha256'][:12]})" if behavior.get("type") == "sac" else "")
+            )
+    return "\n".join([
+        "## Scoreboard: armfarm vs d3rlpy 2.8.1 on locally built D4RL-style datasets",
+        "",
+        "**These datasets are D4RL-style, built by `armfarm datasets build`, not D4RL's own data** (Gymnasium v5",
+        "environments, our own SAC behaviour policy, smaller sizes). The published D4RL column is context only:",
+        "it comes from other data and 1M gradient steps.",
+        "",
+        f"Machine: {machine()}; d3rlpy in its own venv (benchmarks/d3rlpy_env.sh).",
+        f"Command: `{command}`",
+        f"Score: D4RL-normalised return of the deterministic policy, {args.eval_episodes} evaluation episodes per "
+        "seed, mean ± std over training seeds. Wall s: one training run (data loading, network construction or "
+        "compilation, all gradient steps; no evaluation). Steps/s: gradient steps / wall s. Seeds: runs finished "
+        "(armfarm/d3rlpy). Each library uses its own defaults (d3rlpy: BC batch 100 and lr 1e-3, no observation "
+        "scaler anywhere).",
+        "",
+        table(results, datasets, algos, args.eval_episodes),
+        "",
+        "Datasets:",
+        *provenance,
+    ])
+
+
+# ------------------------------------------------------------------------------------ main
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    command = "python benchmarks/scores.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    datasets = [d for d in args.datasets.split(",") if d]
+    algos = [a for a in args.algos.split(",") if a]
+    libs = [lib for lib in args.libs.split(",") if lib]
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    per_algo = {k: int(v) for k, v in (kv.split("=") for kv in args.algo_steps.split(",") if kv)}
+    unknown = sorted(set(algos) - set(ALGOS)) + sorted(set(libs) - {"armfarm", "d3rlpy"})
+    if unknown:
+        raise SystemExit(f"unknown algos/libs {unknown}")
+    d3rlpy_python = args.d3rlpy_python
+    if "d3rlpy" in libs and d3rlpy_python is None:
+        d3rlpy_python = subprocess.run(["bash", str(HERE / "d3rlpy_env.sh")], check=True, capture_output=True,
+                                       text=True).stdout.strip()
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    results = load_results(args.results)
+    for name in datasets:
+        store, npz, env_id = ensure_dataset(name, args.stores_dir, args.behavior_dir)
+        for algo in algos:
+            steps = per_algo.get(algo, args.steps)
+            for seed in seeds:
+                for lib in libs:
+                    key = {"lib": lib, "dataset": name, "algo": algo, "seed": seed, "steps": steps,
+                           "eval_episodes": args.eval_episodes}
+                    if any(all(r.get(k) == v for k, v in key.items()) for r in results):
+                        continue
+                    run_dir = OUT / "runs" / f"{lib}-{name}-{algo}-s{seed}-n{steps}"
+                    tick = time.perf_counter()
+                    if lib == "armfarm":
+                        timing, policy = run_armfarm(algo, store, steps, seed, run_dir)
+                    else:
+                        timing, policy = run_d3rlpy(d3rlpy_python, algo, npz, steps, seed, run_dir)
+                    row = {**key, **timing, "eval": evaluate(lib, policy, env_id, args.eval_episodes),
+                           "total_s": time.perf_counter() - tick}
+                    results.append(row)
+                    with args.results.open("a") as f:
+                        f.write(json.dumps(row) + "\n")
+                    print(f"[scores] {lib} {name} {algo} seed {seed}: normalized {row['eval']['normalized']:.1f}, "
+                          f"wall {row['wall_s']:.0f}s ({row['steps_per_s']:.1f} steps/s)", file=sys.stderr)
+                    write_markdown(args.markdown, report(args, results, datasets, algos, command))
+    body = report(args, results, datasets, algos, command)
+    write_markdown(args.markdown, body)
+    print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
