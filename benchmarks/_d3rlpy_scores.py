@@ -58,8 +58,15 @@ def main(argv=None) -> int:
     algo.build_with_dataset(dataset)
     setup_s = time.perf_counter() - started
     tick = time.perf_counter()
-    algo.fit(dataset, n_steps=args.steps, n_steps_per_epoch=args.steps, show_progress=False, save_interval=10**9,
-             logger_adapter=d3rlpy.logging.NoopAdapterFactory(), experiment_name=f"{args.algo}-{args.seed}")
+    algo.fit(
+        dataset,
+        n_steps=args.steps,
+        n_steps_per_epoch=args.steps,
+        show_progress=False,
+        save_interval=10**9,
+        logger_adapter=d3rlpy.logging.NoopAdapterFactory(),
+        experiment_name=f"{args.algo}-{args.seed}",
+    )
     fit_s = time.perf_counter() - tick
 
     policy = algo.impl.modules.imitator if args.algo == "bc" else algo.impl.modules.policy
@@ -72,15 +79,34 @@ def main(argv=None) -> int:
     for w, b in zip(weights[:-1], biases[:-1], strict=True):
         x = np.maximum(x @ w + b, 0.0)
     if not np.allclose(np.tanh(x @ weights[-1] + biases[-1]), algo.predict(probe), atol=1e-5):
-        raise SystemExit("the exported weights do not reproduce d3rlpy's predict(); the policy layout changed")
-    np.savez(args.policy_out, **{f"weight_{i}": w for i, w in enumerate(weights)},
-             **{f"bias_{i}": b for i, b in enumerate(biases)})
-    real_stdout.write(json.dumps({
-        "library": "d3rlpy", "d3rlpy_version": d3rlpy.__version__, "torch_version": torch.__version__,
-        "threads": torch.get_num_threads(), "algo": args.algo, "seed": args.seed, "steps": args.steps,
-        "batch_size": config.batch_size, "setup_s": setup_s, "fit_s": fit_s, "wall_s": setup_s + fit_s,
-        "steps_per_s": args.steps / fit_s, "layers": len(linears),
-    }) + "\n")
+        raise SystemExit(
+            "the exported weights do not reproduce d3rlpy's predict(); the policy layout changed"
+        )
+    np.savez(
+        args.policy_out,
+        **{f"weight_{i}": w for i, w in enumerate(weights)},
+        **{f"bias_{i}": b for i, b in enumerate(biases)},
+    )
+    real_stdout.write(
+        json.dumps(
+            {
+                "library": "d3rlpy",
+                "d3rlpy_version": d3rlpy.__version__,
+                "torch_version": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "algo": args.algo,
+                "seed": args.seed,
+                "steps": args.steps,
+                "batch_size": config.batch_size,
+                "setup_s": setup_s,
+                "fit_s": fit_s,
+                "wall_s": setup_s + fit_s,
+                "steps_per_s": args.steps / fit_s,
+                "layers": len(linears),
+            }
+        )
+        + "\n"
+    )
     return 0
 
 

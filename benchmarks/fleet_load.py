@@ -63,15 +63,27 @@ def record(env_id: str, episodes: int, max_steps: int | None) -> list[dict]:
     return recorded
 
 
-def robot_loop(url: str, robot_id: str, token: str, env_id: str, episodes: list[dict], stop_at: float,
-               latencies: list[float]) -> None:
+def robot_loop(
+    url: str,
+    robot_id: str,
+    token: str,
+    env_id: str,
+    episodes: list[dict],
+    stop_at: float,
+    latencies: list[float],
+) -> None:
     """Upload the recorded episodes round-robin, each under a fresh id, until ``stop_at``."""
     with httpx.Client(base_url=url, timeout=120, headers={"Authorization": f"Bearer {token}"}) as http:
         uploader = Uploader(http, robot_id, chunk_steps=10**9)
         i = 0
         while time.time() < stop_at:
-            meta = {"episode_id": uuid.uuid4().hex, "created_at": "2024-05-01T12:00:00+00:00",
-                    "policy_id": "replay", "env_id": env_id, "seed": i}
+            meta = {
+                "episode_id": uuid.uuid4().hex,
+                "created_at": "2024-05-01T12:00:00+00:00",
+                "policy_id": "replay",
+                "env_id": env_id,
+                "seed": i,
+            }
             body = encode(episodes[i % len(episodes)], meta)
             started = time.perf_counter()
             uploader.send(body)
@@ -79,11 +91,14 @@ def robot_loop(url: str, robot_id: str, token: str, env_id: str, episodes: list[
             i += 1
 
 
-def client_process(url: str, robots: list[tuple[str, str]], env_id: str, episodes: list[dict], stop_at: float,
-                   results) -> None:
+def client_process(
+    url: str, robots: list[tuple[str, str]], env_id: str, episodes: list[dict], stop_at: float, results
+) -> None:
     latencies: list = []
-    threads = [threading.Thread(target=robot_loop, args=(url, r, t, env_id, episodes, stop_at, latencies))
-               for r, t in robots]
+    threads = [
+        threading.Thread(target=robot_loop, args=(url, r, t, env_id, episodes, stop_at, latencies))
+        for r, t in robots
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -125,25 +140,50 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run(n_robots: int, episodes: list[dict], env_id: str, seconds: float, warmup: float,
-        index_url: str, workdir: Path) -> dict:
+def run(
+    n_robots: int,
+    episodes: list[dict],
+    env_id: str,
+    seconds: float,
+    warmup: float,
+    index_url: str,
+    workdir: Path,
+) -> dict:
     store = workdir / f"store-{n_robots}"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = subprocess.Popen(
-        [sys.executable, "-m", "armfarm.cli.main", "serve", str(store), "--port", str(port), "--rate-limit", "0",
-         "--index-url", index_url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "armfarm.cli.main",
+            "serve",
+            str(store),
+            "--port",
+            str(port),
+            "--rate-limit",
+            "0",
+            "--index-url",
+            index_url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         with Admin(url, _admin_token(store, server), wait_s=60) as admin:
             spec = env_spec(env_id)
-            robots = [(f"bench-{i}", admin.register(f"bench-{i}", env_id, spec)["token"]) for i in range(n_robots)]
+            robots = [
+                (f"bench-{i}", admin.register(f"bench-{i}", env_id, spec)["token"]) for i in range(n_robots)
+            ]
         context = mp.get_context("spawn")
         results = context.Queue()
         start = time.time() + 2.0  # let the client processes start
         stop_at = start + warmup + seconds
-        groups = [robots[i:i + ROBOTS_PER_PROCESS] for i in range(0, n_robots, ROBOTS_PER_PROCESS)]
-        processes = [context.Process(target=client_process, args=(url, g, env_id, episodes, stop_at, results))
-                     for g in groups]
+        groups = [robots[i : i + ROBOTS_PER_PROCESS] for i in range(0, n_robots, ROBOTS_PER_PROCESS)]
+        processes = [
+            context.Process(target=client_process, args=(url, g, env_id, episodes, stop_at, results))
+            for g in groups
+        ]
         for process in processes:
             process.start()
         reader = EpisodeStore(store)
@@ -185,7 +225,9 @@ def _admin_token(store: Path, server: subprocess.Popen) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--robots", type=int, nargs="+", default=[8, 32, 128])
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per run")
     parser.add_argument("--warmup", type=float, default=5.0)
@@ -193,7 +235,9 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--recorded", type=int, default=4, help="episodes recorded and replayed")
     parser.add_argument("--index-url", default="sqlite")
-    parser.add_argument("--wait-quiet", type=float, default=0.0, help="wait up to this long for a quiet machine")
+    parser.add_argument(
+        "--wait-quiet", type=float, default=0.0, help="wait up to this long for a quiet machine"
+    )
     parser.add_argument("--out", type=Path, default=None, help="append the markdown table to this file")
     args = parser.parse_args()
 
@@ -222,8 +266,10 @@ def main() -> None:
     ]
     for r in rows:
         other = "n/a" if r["foreign_cpu"] is None else f"{r['foreign_cpu']:.0%}"
-        lines.append(f"| {r['robots']} | {r['transitions_per_s']:,.0f} | {r['episodes_per_s']:,.1f} | "
-                     f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {other} |")
+        lines.append(
+            f"| {r['robots']} | {r['transitions_per_s']:,.0f} | {r['episodes_per_s']:,.1f} | "
+            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {other} |"
+        )
     table = "\n".join(lines) + "\n"
     print(table)
     if args.out is not None:

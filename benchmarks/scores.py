@@ -49,10 +49,14 @@ BEGIN, END = "<!-- scores:begin -->", "<!-- scores:end -->"
 
 # Published D4RL v2 normalised scores (IQL paper, Table 1), for context only: other data.
 PUBLISHED = {
-    "halfcheetah-medium": (42.6, 44.0, 48.3, 47.4), "hopper-medium": (52.9, 58.5, 59.3, 66.3),
-    "walker2d-medium": (75.3, 72.5, 83.7, 78.3), "halfcheetah-medium-replay": (36.6, 45.5, 44.6, 44.2),
-    "hopper-medium-replay": (18.1, 95.0, 60.9, 94.7), "walker2d-medium-replay": (26.0, 77.2, 81.8, 73.9),
-    "halfcheetah-medium-expert": (55.2, 91.6, 90.7, 86.7), "hopper-medium-expert": (52.5, 105.4, 98.0, 91.5),
+    "halfcheetah-medium": (42.6, 44.0, 48.3, 47.4),
+    "hopper-medium": (52.9, 58.5, 59.3, 66.3),
+    "walker2d-medium": (75.3, 72.5, 83.7, 78.3),
+    "halfcheetah-medium-replay": (36.6, 45.5, 44.6, 44.2),
+    "hopper-medium-replay": (18.1, 95.0, 60.9, 94.7),
+    "walker2d-medium-replay": (26.0, 77.2, 81.8, 73.9),
+    "halfcheetah-medium-expert": (55.2, 91.6, 90.7, 86.7),
+    "hopper-medium-expert": (52.5, 105.4, 98.0, 91.5),
     "walker2d-medium-expert": (107.5, 108.8, 110.1, 109.6),
 }
 PUBLISHED_ORDER = ("bc", "cql", "td3bc", "iql")
@@ -87,8 +91,10 @@ def machine() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     import jax
 
-    return (f"{cpu}, {len(os.sched_getaffinity(0))} cores, {mem:.1f} GiB, {platform.system()}; "
-            f"jax {jax.__version__} ({jax.default_backend()}), Python {platform.python_version()}")
+    return (
+        f"{cpu}, {len(os.sched_getaffinity(0))} cores, {mem:.1f} GiB, {platform.system()}; "
+        f"jax {jax.__version__} ({jax.default_backend()}), Python {platform.python_version()}"
+    )
 
 
 # ------------------------------------------------------------------------------------ datasets
@@ -109,8 +115,14 @@ def ensure_dataset(name: str, stores_dir: Path, behavior_dir: Path | None) -> tu
     if not npz.exists() or not stamp.exists() or json.loads(stamp.read_text()) != provenance:
         ds = TransitionDataset.from_store(store)
         OUT.mkdir(parents=True, exist_ok=True)
-        np.savez(npz, observations=ds.observations, actions=ds.actions, rewards=ds.rewards,
-                 terminals=ds.terminals, timeouts=ds.timeouts)
+        np.savez(
+            npz,
+            observations=ds.observations,
+            actions=ds.actions,
+            rewards=ds.rewards,
+            terminals=ds.terminals,
+            timeouts=ds.timeouts,
+        )
         stamp.write_text(json.dumps(provenance))
     return store, npz, get_recipe(name).env_id
 
@@ -122,22 +134,40 @@ def run_armfarm(algo: str, store: Path, steps: int, seed: int, run_dir: Path) ->
     from armfarm.train import train
 
     summary = train(algo, store, run_dir, steps=steps, seed=seed)
-    return {"wall_s": summary["seconds"], "steps_per_s": steps / summary["seconds"],
-            "loop_steps_per_s": summary["grad_steps_per_s"]}, run_dir / "policy.npz"
+    return {
+        "wall_s": summary["seconds"],
+        "steps_per_s": steps / summary["seconds"],
+        "loop_steps_per_s": summary["grad_steps_per_s"],
+    }, run_dir / "policy.npz"
 
 
 def run_d3rlpy(python: str, algo: str, npz: Path, steps: int, seed: int, run_dir: Path) -> tuple[dict, Path]:
     run_dir.mkdir(parents=True, exist_ok=True)
     weights = run_dir / "d3rlpy_policy.npz"
-    cmd = [python, str(HERE / "_d3rlpy_scores.py"), str(npz), "--algo", algo, "--seed", str(seed),
-           "--steps", str(steps), "--policy-out", str(weights)]
+    cmd = [
+        python,
+        str(HERE / "_d3rlpy_scores.py"),
+        str(npz),
+        "--algo",
+        algo,
+        "--seed",
+        str(seed),
+        "--steps",
+        str(steps),
+        "--policy-out",
+        str(weights),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=run_dir)
     (run_dir / "d3rlpy.log").write_text(proc.stderr)
     if proc.returncode != 0:
         raise RuntimeError(f"d3rlpy {algo} seed {seed} failed:\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"wall_s": out["wall_s"], "steps_per_s": steps / out["wall_s"], "loop_steps_per_s": out["steps_per_s"],
-            "batch_size": out["batch_size"]}, weights
+    return {
+        "wall_s": out["wall_s"],
+        "steps_per_s": steps / out["wall_s"],
+        "loop_steps_per_s": out["steps_per_s"],
+        "batch_size": out["batch_size"],
+    }, weights
 
 
 def evaluate(lib: str, policy_path: Path, env_id: str, episodes: int) -> dict:
@@ -151,7 +181,11 @@ def evaluate(lib: str, policy_path: Path, env_id: str, episodes: int) -> dict:
             n = len([k for k in z.files if k.startswith("weight_")])
             policy = NumpyPolicy([z[f"weight_{i}"] for i in range(n)], [z[f"bias_{i}"] for i in range(n)])
     result = evaluate_policy(policy, env_id, episodes=episodes, seed=EVAL_SEED)
-    return {"return_mean": result.return_mean, "return_std": result.return_std, "normalized": result.normalized}
+    return {
+        "return_mean": result.return_mean,
+        "return_std": result.return_std,
+        "normalized": result.normalized,
+    }
 
 
 # ------------------------------------------------------------------------------------ report
@@ -167,19 +201,37 @@ def _cell(rows: list[dict]) -> dict | None:
     if not rows:
         return None
     scores = np.array([r["eval"]["normalized"] for r in rows])
-    return {"n": len(rows), "mean": scores.mean(), "std": scores.std(), "wall": np.mean([r["wall_s"] for r in rows]),
-            "sps": np.mean([r["steps_per_s"] for r in rows]), "steps": rows[0]["steps"]}
+    return {
+        "n": len(rows),
+        "mean": scores.mean(),
+        "std": scores.std(),
+        "wall": np.mean([r["wall_s"] for r in rows]),
+        "sps": np.mean([r["steps_per_s"] for r in rows]),
+        "steps": rows[0]["steps"],
+    }
 
 
 def table(results: list[dict], datasets: list[str], algos: list[str], eval_episodes: int) -> str:
-    lines = ["| dataset | algo | steps | armfarm score | d3rlpy score | armfarm wall s | d3rlpy wall s "
-             "| armfarm steps/s | d3rlpy steps/s | seeds | published D4RL (other data) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|:---:|---:|"]
+    lines = [
+        "| dataset | algo | steps | armfarm score | d3rlpy score | armfarm wall s | d3rlpy wall s "
+        "| armfarm steps/s | d3rlpy steps/s | seeds | published D4RL (other data) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|:---:|---:|",
+    ]
     for name in datasets:
         for algo in algos:
-            cells = {lib: _cell([r for r in results if r["dataset"] == name and r["algo"] == algo
-                                 and r["lib"] == lib and r["eval_episodes"] == eval_episodes])
-                     for lib in ("armfarm", "d3rlpy")}
+            cells = {
+                lib: _cell(
+                    [
+                        r
+                        for r in results
+                        if r["dataset"] == name
+                        and r["algo"] == algo
+                        and r["lib"] == lib
+                        and r["eval_episodes"] == eval_episodes
+                    ]
+                )
+                for lib in ("armfarm", "d3rlpy")
+            }
             if not any(cells.values()):
                 continue
             a, d = cells["armfarm"], cells["d3rlpy"]
@@ -227,29 +279,35 @@ def report(args, results: list[dict], datasets: list[str], algos: list[str], com
             provenance.append(
                 f"- `{name}`: {rec.get('transitions', '?'):,} transitions, {rec.get('episodes', '?')} episodes, "
                 f"data return {rec.get('data_return_mean', float('nan')):.0f}; behaviour {behavior.get('type')}"
-                + (f" after {behavior['env_steps']:,} env steps, evaluated return {behavior['eval_return_mean']:.0f}"
-                   f" (checkpoint sha256 {behavior['checkpoint_sha256'][:12]})" if behavior.get("type") == "sac" else "")
+                + (
+                    f" after {behavior['env_steps']:,} env steps, evaluated return {behavior['eval_return_mean']:.0f}"
+                    f" (checkpoint sha256 {behavior['checkpoint_sha256'][:12]})"
+                    if behavior.get("type") == "sac"
+                    else ""
+                )
             )
-    return "\n".join([
-        "## Scoreboard: armfarm vs d3rlpy 2.8.1 on locally built D4RL-style datasets",
-        "",
-        "**These datasets are D4RL-style, built by `armfarm datasets build`, not D4RL's own data** (Gymnasium v5",
-        "environments, our own SAC behaviour policy, smaller sizes). The published D4RL column is context only:",
-        "it comes from other data and 1M gradient steps.",
-        "",
-        f"Machine: {machine()}; d3rlpy in its own venv (benchmarks/d3rlpy_env.sh).",
-        f"Command: `{command}`",
-        f"Score: D4RL-normalised return of the deterministic policy, {args.eval_episodes} evaluation episodes per "
-        "seed, mean ± std over training seeds. Wall s: one training run (data loading, network construction or "
-        "compilation, all gradient steps; no evaluation). Steps/s: gradient steps / wall s. Seeds: runs finished "
-        "(armfarm/d3rlpy). Each library uses its own defaults (d3rlpy: BC batch 100 and lr 1e-3, no observation "
-        "scaler anywhere).",
-        "",
-        table(results, datasets, algos, args.eval_episodes),
-        "",
-        "Datasets:",
-        *provenance,
-    ])
+    return "\n".join(
+        [
+            "## Scoreboard: armfarm vs d3rlpy 2.8.1 on locally built D4RL-style datasets",
+            "",
+            "**These datasets are D4RL-style, built by `armfarm datasets build`, not D4RL's own data** (Gymnasium v5",
+            "environments, our own SAC behaviour policy, smaller sizes). The published D4RL column is context only:",
+            "it comes from other data and 1M gradient steps.",
+            "",
+            f"Machine: {machine()}; d3rlpy in its own venv (benchmarks/d3rlpy_env.sh).",
+            f"Command: `{command}`",
+            f"Score: D4RL-normalised return of the deterministic policy, {args.eval_episodes} evaluation episodes per "
+            "seed, mean ± std over training seeds. Wall s: one training run (data loading, network construction or "
+            "compilation, all gradient steps; no evaluation). Steps/s: gradient steps / wall s. Seeds: runs finished "
+            "(armfarm/d3rlpy). Each library uses its own defaults (d3rlpy: BC batch 100 and lr 1e-3, no observation "
+            "scaler anywhere).",
+            "",
+            table(results, datasets, algos, args.eval_episodes),
+            "",
+            "Datasets:",
+            *provenance,
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------------ main
@@ -268,8 +326,9 @@ def main(argv=None) -> int:
         raise SystemExit(f"unknown algos/libs {unknown}")
     d3rlpy_python = args.d3rlpy_python
     if "d3rlpy" in libs and d3rlpy_python is None:
-        d3rlpy_python = subprocess.run(["bash", str(HERE / "d3rlpy_env.sh")], check=True, capture_output=True,
-                                       text=True).stdout.strip()
+        d3rlpy_python = subprocess.run(
+            ["bash", str(HERE / "d3rlpy_env.sh")], check=True, capture_output=True, text=True
+        ).stdout.strip()
     args.results.parent.mkdir(parents=True, exist_ok=True)
     results = load_results(args.results)
     for name in datasets:
@@ -278,8 +337,14 @@ def main(argv=None) -> int:
             steps = per_algo.get(algo, args.steps)
             for seed in seeds:
                 for lib in libs:
-                    key = {"lib": lib, "dataset": name, "algo": algo, "seed": seed, "steps": steps,
-                           "eval_episodes": args.eval_episodes}
+                    key = {
+                        "lib": lib,
+                        "dataset": name,
+                        "algo": algo,
+                        "seed": seed,
+                        "steps": steps,
+                        "eval_episodes": args.eval_episodes,
+                    }
                     if any(all(r.get(k) == v for k, v in key.items()) for r in results):
                         continue
                     run_dir = OUT / "runs" / f"{lib}-{name}-{algo}-s{seed}-n{steps}"
@@ -288,13 +353,20 @@ def main(argv=None) -> int:
                         timing, policy = run_armfarm(algo, store, steps, seed, run_dir)
                     else:
                         timing, policy = run_d3rlpy(d3rlpy_python, algo, npz, steps, seed, run_dir)
-                    row = {**key, **timing, "eval": evaluate(lib, policy, env_id, args.eval_episodes),
-                           "total_s": time.perf_counter() - tick}
+                    row = {
+                        **key,
+                        **timing,
+                        "eval": evaluate(lib, policy, env_id, args.eval_episodes),
+                        "total_s": time.perf_counter() - tick,
+                    }
                     results.append(row)
                     with args.results.open("a") as f:
                         f.write(json.dumps(row) + "\n")
-                    print(f"[scores] {lib} {name} {algo} seed {seed}: normalized {row['eval']['normalized']:.1f}, "
-                          f"wall {row['wall_s']:.0f}s ({row['steps_per_s']:.1f} steps/s)", file=sys.stderr)
+                    print(
+                        f"[scores] {lib} {name} {algo} seed {seed}: normalized {row['eval']['normalized']:.1f}, "
+                        f"wall {row['wall_s']:.0f}s ({row['steps_per_s']:.1f} steps/s)",
+                        file=sys.stderr,
+                    )
                     write_markdown(args.markdown, report(args, results, datasets, algos, command))
     body = report(args, results, datasets, algos, command)
     write_markdown(args.markdown, body)

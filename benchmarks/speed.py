@@ -93,6 +93,11 @@ def parse_args(argv=None):
         help="redo a timed repeat during which other processes took more than this share of the CPU",
     )
     p.add_argument("--retries", type=int, default=10, help="most redone repeats per measurement")
+    p.add_argument(
+        "--cpus",
+        default=None,
+        help="pin both libraries to these CPUs, e.g. 0,1 or 1 (default: all usable; threads follow the count)",
+    )
     p.add_argument("--out", type=Path, default=OUT / "speed.json")
     return p.parse_args(argv)
 
@@ -601,6 +606,8 @@ def main(argv=None) -> int:
     for n in names:
         if n not in ALGOS:
             raise SystemExit(f"unknown algo {n!r}; choose from {', '.join(ALGOS)}")
+    if args.cpus:  # before JAX is imported: XLA sizes its thread pool from the affinity mask
+        os.sched_setaffinity(0, {int(c) for c in args.cpus.split(",")})
     command = "python " + shlex.join(["benchmarks/speed.py", *(sys.argv[1:] if argv is None else argv)])
     info = machine_info()
 

@@ -14,6 +14,10 @@ Both backends give the store the same semantics: write transactions are serialis
 ``BEGIN IMMEDIATE``; a transaction-scoped advisory lock per store on PostgreSQL) and read
 transactions see one consistent snapshot (``REPEATABLE READ`` on PostgreSQL). SQL is written once,
 with ``?`` placeholders and two type names that differ between the engines (see :meth:`Index.ddl`).
+
+Connections are pooled per process (idle ones only, so ``Index`` objects stay picklable): opening
+one per transaction is slow on PostgreSQL, and on SQLite closing the last connection checkpoints
+the WAL, an fsync-heavy copy, after every transaction. A forked child starts with an empty pool.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ POSTGRESQL = "postgresql"
 INDEX_FILE = "index.sqlite"
 BUSY_TIMEOUT_S = 600.0  # SQLite writers wait this long for the write lock before failing
 _SCHEMA_NAME = re.compile(r"^armfarm_[0-9a-f]{16}$")
-_POOL_SIZE = 8  # idle PostgreSQL connections kept per process and index
+_POOL_SIZE = 8  # idle connections kept per process and database
 
 
 @dataclass(frozen=True)
@@ -186,11 +190,16 @@ class Index(ABC):
 
 
 class SqliteIndex(Index):
-    """``STORE/index.sqlite``: WAL mode, full fsync on commit, one connection per transaction."""
+    """``STORE/index.sqlite``: WAL mode, full fsync on commit.
 
-    def __init__(self, store_path: Path):
+    ``store_id`` (the store's creation time) tells pooled connections of a store apart from those
+    of an earlier store deleted at the same path.
+    """
+
+    def __init__(self, store_path: Path, store_id: str):
         self.location = IndexLocation()
         self.file = Path(store_path) / INDEX_FILE
+        self.store_id = store_id
 
     def describe(self) -> str:
         return str(self.file)
@@ -206,9 +215,10 @@ class SqliteIndex(Index):
 
     @contextmanager
     def transaction(self, write: bool = False) -> Iterator[Cursor]:
+        key = (str(self.file), self.store_id)
         con = None
         try:
-            con = self._connect()
+            con = _take(key) or self._connect()
             con.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
             try:
                 yield Cursor(con, "qmark")
@@ -220,7 +230,7 @@ class SqliteIndex(Index):
             raise self._error(e) from e
         finally:
             if con is not None:
-                con.close()
+                _give_back(key, con, healthy=not con.in_transaction)
 
     def create(self, ddl: str) -> None:
         con = self._connect()
@@ -256,32 +266,14 @@ class PostgresIndex(Index):
             con.execute(f'SET search_path TO "{self.location.schema}"')
         return con
 
-    def _checkout(self):
-        with _POOLS_LOCK:
-            pool = _POOLS.get((os.getpid(), self._url, self.location.schema))
-            if pool:
-                return pool.pop()
-        return self._connect()
-
-    def _checkin(self, con) -> None:
-        """Keep a healthy idle connection for the next transaction; close anything else."""
-        import psycopg
-
-        if not con.closed and con.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            with _POOLS_LOCK:
-                pool = _POOLS.setdefault((os.getpid(), self._url, self.location.schema), [])
-                if len(pool) < _POOL_SIZE:
-                    pool.append(con)
-                    return
-        con.close()
-
     @contextmanager
     def transaction(self, write: bool = False) -> Iterator[Cursor]:
         import psycopg
 
+        key = (self._url, self.location.schema)
         con = None
         try:
-            con = self._checkout()
+            con = _take(key) or self._connect()
             if write:
                 con.execute("BEGIN")
                 con.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
@@ -297,7 +289,8 @@ class PostgresIndex(Index):
             raise self._error(e) from e
         finally:
             if con is not None:
-                self._checkin(con)
+                healthy = not con.closed and con.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+                _give_back(key, con, healthy)
 
     def create(self, ddl: str) -> None:
         import psycopg
@@ -319,9 +312,27 @@ class PostgresIndex(Index):
             pass  # best effort: an empty schema left behind harms nothing
 
 
-_POOLS: dict[tuple, list] = {}
+_POOLS: dict[tuple, list] = {}  # database key -> idle connections of this process
 _POOLS_LOCK = threading.Lock()
 _INHERITED: list = []
+
+
+def _take(key: tuple):
+    """An idle pooled connection to the database ``key``, or None."""
+    with _POOLS_LOCK:
+        idle = _POOLS.get(key)
+        return idle.pop() if idle else None
+
+
+def _give_back(key: tuple, con, healthy: bool) -> None:
+    """Keep a healthy idle connection for the next transaction; close anything else."""
+    if healthy:
+        with _POOLS_LOCK:
+            idle = _POOLS.setdefault(key, [])
+            if len(idle) < _POOL_SIZE:
+                idle.append(con)
+                return
+    con.close()
 
 
 def _forget_pools_after_fork() -> None:
@@ -336,10 +347,11 @@ def _forget_pools_after_fork() -> None:
 os.register_at_fork(after_in_child=_forget_pools_after_fork)
 
 
-def open_index(store_path: Path, location: IndexLocation, url: str | None = None) -> Index:
-    """The :class:`Index` at ``location``; ``url`` (PostgreSQL only) may add a password to it."""
+def open_index(store_path: Path, location: IndexLocation, store_id: str, url: str | None = None) -> Index:
+    """The :class:`Index` at ``location`` of the store created at ``store_id`` (its creation time);
+    ``url`` (PostgreSQL only) may add a password to the location."""
     if location.backend == SQLITE:
-        return SqliteIndex(store_path)
+        return SqliteIndex(store_path, store_id)
     try:
         import psycopg  # noqa: F401
     except ImportError as e:

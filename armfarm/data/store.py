@@ -180,8 +180,8 @@ class EpisodeStore:
         DataError: ``path`` is not a store (or cannot become one), ``spec`` conflicts with it, or
             ``index_url`` names another index.
 
-    The object holds no open handles (each call runs its own index transaction), so it can be
-    pickled and used from any process or thread. ``store.index`` is its
+    The object holds no open handles (each call runs its own index transaction on a connection
+    from a per-process pool), so it can be pickled and used from any process or thread. ``store.index`` is its
     :class:`~armfarm.data.index.Index`; other modules may keep their own tables there (the fleet
     registry does), so that they live and move with the store.
     """
@@ -196,7 +196,7 @@ class EpisodeStore:
         self.path = Path(path)
         if create:
             self._create(index_url)
-        location = self._check_layout()
+        location, created_at = self._check_layout()
         if not same_database(location, index_url):
             raise DataError(
                 f"keeps its index in {location.describe(self.path)}, not in the index URL given",
@@ -204,7 +204,7 @@ class EpisodeStore:
                 field="index_url",
                 hint="open the store without index_url, or with the URL of its own index",
             )
-        self.index: Index = open_index(self.path, location, None if index_url == SQLITE else index_url)
+        self.index: Index = open_index(self.path, location, created_at, None if index_url == SQLITE else index_url)
         if spec is not None:
             self.bind_spec(spec)
 
@@ -219,6 +219,7 @@ class EpisodeStore:
         if (self.path / STORE_FILE).exists():
             return
         location = IndexLocation.parse(index_url)
+        created_at = utc_now_iso()
         if self.path.is_dir():
             unknown = sorted(set(os.listdir(self.path)) - _KNOWN_ENTRIES)
             if unknown:
@@ -229,9 +230,8 @@ class EpisodeStore:
                 )
         (self.path / SHARDS_DIR).mkdir(parents=True, exist_ok=True)
         (self.path / TMP_DIR).mkdir(exist_ok=True)
-        index = open_index(self.path, location, index_url)
+        index = open_index(self.path, location, created_at, index_url)
         index.create(_SCHEMA_SQL)
-        created_at = utc_now_iso()
         with index.transaction(write=True) as cur:
             cur.executemany(
                 "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
@@ -256,8 +256,8 @@ class EpisodeStore:
             tmp.unlink()
         fsync_path(self.path)
 
-    def _check_layout(self) -> IndexLocation:
-        """Check the header; return where the index is."""
+    def _check_layout(self) -> tuple[IndexLocation, str]:
+        """Check the header; return where the index is and when the store was created."""
         header_path = self.path / STORE_FILE
         if not self.path.exists():
             raise DataError(
@@ -295,7 +295,7 @@ class EpisodeStore:
             raise DataError(
                 "the store has no index", path=self.path / INDEX_FILE, hint="the store is damaged; restore it"
             )
-        return location
+        return location, str(header.get("created_at"))
 
     # -- spec -----------------------------------------------------------------------------------
 

@@ -36,3 +36,23 @@ def plot_demo(results: dict, curves: dict, path: Path, title: str) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_learning_curve(steps, returns, stds, path: Path, title: str, target: float | None = None,
+                        xlabel: str = "environment steps") -> Path:
+    """Evaluation return (mean ± std band) against training steps, with an optional target line."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot(steps, returns, marker="o", ms=3, color="C0", label="evaluation return")
+    lower = [m - s for m, s in zip(returns, stds, strict=True)]
+    upper = [m + s for m, s in zip(returns, stds, strict=True)]
+    ax.fill_between(steps, lower, upper, color="C0", alpha=0.2)
+    if target is not None:
+        ax.axhline(target, color="#9e9e9e", ls="--", label=f"target {target:.0f}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("return (mean ± std)")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,104 @@
+"""Dataset recipes: reproducible for a seed, with provenance in `data info`, through the library and the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from armfarm.cli.main import app
+from armfarm.data import EpisodeStore, TransitionDataset
+from armfarm.datasets import RECIPES, build_dataset, get_recipe
+
+runner = CliRunner()
+TINY_SAC = {"hidden": (16, 16), "batch_size": 32}
+
+
+def _arrays(path):
+    ds = TransitionDataset.from_store(path)
+    return {k: getattr(ds, k) for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
+
+
+def _assert_same_data(a, b):
+    xa, xb = _arrays(a), _arrays(b)
+    for key in xa:
+        np.testing.assert_array_equal(xa[key], xb[key], err_msg=key)
+    ids = [sorted(r.episode_id for r in EpisodeStore(p).records()) for p in (a, b)]
+    assert ids[0] == ids[1]
+
+
+def test_recipe_names_follow_d4rl():
+    for name in ("hopper-random", "hopper-medium", "hopper-medium-replay", "hopper-expert",
+                 "hopper-medium-expert", "walker2d-random", "halfcheetah-medium", "pointmaze-umaze",
+                 "pointmaze-medium", "pointmaze-large", "pointmaze-umaze-dense"):
+        assert name in RECIPES
+    assert get_recipe("pointmaze-large").env_id == "PointMaze_Large-v3"
+    with pytest.raises(ValueError, match="unknown dataset"):
+        get_recipe("hopper-mediocre")
+
+
+def test_random_recipe_is_reproducible_and_exactly_sized(tmp_path):
+    for name in ("a", "b"):
+        build_dataset("hopper-random", tmp_path / name, size=700, seed=5)
+    _assert_same_data(tmp_path / "a", tmp_path / "b")
+    info = EpisodeStore(tmp_path / "a").info()
+    assert info["transitions"] == 700
+    recipe = info["provenance"]["recipe"]
+    assert recipe["seed"] == 5 and recipe["transitions"] == 700 and recipe["armfarm_version"]
+    assert recipe["behavior"]["type"] == "uniform-random"
+    build_dataset("hopper-random", tmp_path / "c", size=700, seed=6)
+    assert not np.array_equal(_arrays(tmp_path / "a")["actions"], _arrays(tmp_path / "c")["actions"])
+
+
+def test_maze_recipe_resamples_goals_and_cuts_fixed_length_episodes(tmp_path):
+    for name in ("a", "b"):
+        build_dataset("pointmaze-umaze", tmp_path / name, size=1000, seed=1)
+    _assert_same_data(tmp_path / "a", tmp_path / "b")
+    store = EpisodeStore(tmp_path / "a")
+    episodes = list(store.iter_episodes())
+    assert [e.length for e in episodes] == [300, 300, 300, 100]
+    assert all(e.truncated[-1] and not e.terminated.any() for e in episodes)
+    goals = np.concatenate([e.observations["desired_goal"] for e in episodes])
+    assert len(np.unique(goals, axis=0)) > 1, "a new goal is drawn when the old one is reached"
+    # consecutive episodes continue one run: each starts where the previous ended
+    np.testing.assert_array_equal(episodes[0].observations["observation"][-1], episodes[1].observations["observation"][0])
+    behavior = store.provenance["recipe"]["behavior"]
+    assert behavior["type"] == "maze2d-waypoint-pd" and behavior["action_noise_std"] == 0.5
+
+
+def test_medium_and_medium_replay_share_one_sac_run_and_record_it(tmp_path):
+    common = dict(seed=0, sac_steps=400, behavior_dir=tmp_path / "sac", sac_overrides=TINY_SAC)
+    medium = build_dataset("hopper-medium", tmp_path / "medium", size=500, **common)
+    replay = build_dataset("hopper-medium-replay", tmp_path / "replay", **common)
+    assert medium["behavior"]["checkpoint_sha256"] == replay["behavior"]["checkpoint_sha256"]
+    assert replay["transitions"] == 400  # the whole buffer of the 400-step run
+    behavior = EpisodeStore(tmp_path / "medium").info()["provenance"]["recipe"]["behavior"]
+    for key in ("checkpoint_sha256", "eval_return_mean", "seed", "env_steps", "target_return"):
+        assert behavior[key] is not None, key
+    assert behavior["target_return"] == pytest.approx(3234.3 / 3)
+    # the same recipe and seed from scratch (a fresh SAC run) gives the same data
+    again = dict(common, behavior_dir=tmp_path / "sac2")
+    build_dataset("hopper-medium", tmp_path / "medium2", size=500, **again)
+    _assert_same_data(tmp_path / "medium", tmp_path / "medium2")
+
+
+def test_build_refuses_a_non_empty_store(tmp_path):
+    build_dataset("hopper-random", tmp_path / "s", size=50)
+    with pytest.raises(FileExistsError):
+        build_dataset("hopper-random", tmp_path / "s", size=50)
+
+
+def test_cli_lists_and_builds_datasets_and_info_shows_provenance(tmp_path):
+    result = runner.invoke(app, ["datasets", "list", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads(result.stdout)["recipes"]}
+    assert rows["hopper-random"]["size"] and rows["hopper-medium"]["build_time"]
+    assert runner.invoke(app, ["datasets", "list"]).exit_code == 0
+    store = tmp_path / "maze"
+    result = runner.invoke(app, ["datasets", "build", "pointmaze-umaze-dense", str(store), "--steps", "350", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(runner.invoke(app, ["data", "info", str(store), "--json"]).stdout)
+    assert info["transitions"] == 350 and info["provenance"]["recipe"]["name"] == "pointmaze-umaze-dense"
+    assert "recipe" in runner.invoke(app, ["data", "info", str(store)]).output
+    result = runner.invoke(app, ["datasets", "build", "nope", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "unknown dataset" in result.output
