@@ -44,10 +44,11 @@ def main() -> None:
             print(
                 f"| {steps[i]:,} | {float(r['wall_s']) / 60:.1f} | {means[i]:.0f} ± {stds[i]:.0f} | {norm} |"
             )
+    target = summary.get("target_return")
     print(
         f"\n{summary['env_steps']:,} env steps and {summary['grad_steps']:,} gradient steps in "
         f"{summary['seconds'] / 60:.1f} min ({summary['grad_steps_per_s']} gradient steps/s inside fused calls); "
-        f"target {summary['target_return']}, reached: {summary['reached_target']}"
+        + (f"target {target:.1f}, reached: {summary['reached_target']}" if target is not None else "no target")
     )
 
 

@@ -69,6 +69,13 @@ def parse_args(argv=None):
         default=250,
         help="batches stacked per armfarm train_fn call (armfarm train's default)",
     )
+    p.add_argument(
+        "--k-cql",
+        type=int,
+        default=50,
+        help="K for CQL: one CQL step costs ~0.1 s here, so K only sets the length of a call (and of the "
+        "quiet window a repeat needs), not the throughput",
+    )
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--hidden", default="256,256", help="hidden layer widths of every MLP")
     p.add_argument("--transitions", type=int, default=1_000_000)
@@ -388,7 +395,7 @@ def _bench_one(name, common, registry, stats, ds, args, hidden) -> dict:
     def sampler(k, b, ds=ds, rng=rng):
         return ds.sample_stacked(rng, k, b)
 
-    k, b = args.k, args.batch_size
+    k, b = (args.k_cql if name == "cql" else args.k), args.batch_size
     n_params = int(sum(np.size(x) for x in jax.tree_util.tree_leaves(state)))
 
     # compile (and first run): excluded from the timings
@@ -672,7 +679,7 @@ def main(argv=None) -> int:
             else ""
         )
         + f"\nData: {dinfo['kind']}, {dinfo['transitions']:,} transitions, {dinfo['episodes']:,} episodes; "
-        f"batch {args.batch_size}, MLPs {args.hidden}, armfarm K={args.k}; median of {args.repeats} repeats, "
+        f"batch {args.batch_size}, MLPs {args.hidden}, armfarm K={args.k} (CQL {args.k_cql}); median of {args.repeats} repeats, "
         f"each >= {args.seconds:g} s"
         + (f" and >= {args.steps} steps" if args.steps else "")
         + f"\narmfarm batches: {arm.get('sampler', 'n/a')}; d3rlpy batches: ReplayBuffer.sample_transition_batch"
