@@ -2,27 +2,31 @@
 
     .venv/bin/python benchmarks/speed.py [--steps N] [--seconds S] [--repeats R]
         [--algos bc,cql,iql,td3bc] [--skip-d3rlpy] [--transitions 1000000] [--data hopper|synthetic]
+        [--k 250] [--k-cql 50] [--cpus 0,1] [--max-busy 0.1] [--retries 10] [--wait-quiet 300]
 
 What happens, in one run:
 
 1. A Hopper-sized dataset (obs 11, act 3) is made once and cached as an .npz under benchmarks/_out/:
    by default real Hopper-v5 rollouts of a uniform-random policy (like D4RL's hopper-random), collected
-   by two processes; ``--data synthetic`` makes random arrays instead (no MuJoCo needed).
+   by one process per core; ``--data synthetic`` makes random arrays instead (no MuJoCo needed).
 2. armfarm: for each algorithm, ``make_train_fn(algo, config)`` gives a jitted function that runs K
    gradient steps (``lax.scan``) on a stack of K batches. Compilation (the first call) is timed apart
-   and excluded. A timed repeat is a loop of ``batches = sample(K x 256 from the dataset);
-   state, metrics = train_fn(state, batches)`` ended by ``jax.block_until_ready``, so drawing the
-   batches is inside the timing, as it is inside training. steps/s = K * calls / wall time.
+   and excluded. A timed repeat is the loop of ``armfarm train``: ``batches =
+   TransitionDataset.sample_stacked(rng, K, 256); state, metrics = train_fn(state, batches)``, metrics
+   fetched to the host after every call, so drawing the batches is inside the timing, as it is inside
+   training. steps/s = K * calls / wall time.
 3. d3rlpy, in its own venv (benchmarks/d3rlpy_env.sh) on the same .npz, via benchmarks/_d3rlpy_speed.py:
    ``algo.update(dataset.sample_transition_batch(256))`` in a loop (fit()'s inner loop without its
    logger) -- the like-for-like number -- and, for reference, ``algo.update`` on pre-sampled batches.
 4. A markdown table (armfarm steps/s, d3rlpy steps/s, ratio, target) is printed and, with every raw
    number, machine and version, written to benchmarks/_out/speed.json and benchmarks/_out/speed.md.
 
-Both sides use the same 2x256 MLPs, batch 256, float32, CPU, and the machine's cores (torch is told to use
-as many threads as the machine has cores; XLA's CPU backend uses all cores by default). Each repeat runs
-at least ``--steps`` gradient steps and at least ``--seconds`` seconds; the median of ``--repeats`` is
-reported.
+Both sides use the same 2x256 MLPs, batch 256, float32, CPU, and the same cores (torch gets as many
+threads as there are usable cores; XLA's CPU backend uses all of them). Each repeat runs at least
+``--steps`` gradient steps and at least ``--seconds`` seconds; the median of ``--repeats`` is reported.
+The machine may be shared: a repeat during which other processes took more than ``--max-busy`` of the
+CPU is thrown away and redone after waiting for quiet (benchmarks/_cpumeter.py), and the worst accepted
+share is printed next to every row.
 """
 
 from __future__ import annotations
