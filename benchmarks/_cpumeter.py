@@ -1,7 +1,7 @@
 """How much CPU *other* processes take while a benchmark phase runs (stdlib only: imported by both
 benchmarks/speed.py and benchmarks/_d3rlpy_speed.py, which run in different virtualenvs).
 
-Machine busy time from /proc/stat minus this process's (and its waited-for children's) CPU time, as a
+Busy time of this process's CPUs (its affinity mask) from /proc/stat minus this process's (and its waited-for children's) CPU time, as a
 share of wall time x usable cores. A dev machine is shared; a number timed with company is reported as
 such rather than silently published.
 """
@@ -22,12 +22,25 @@ def cores() -> int:
 
 
 def _busy_s() -> float | None:
+    """Busy seconds of the CPUs this process may run on (all of them unless pinned)."""
     try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except (OSError, IndexError):
+        lines = Path("/proc/stat").read_text().splitlines()
+    except OSError:
         return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    try:
+        mine = {f"cpu{c}" for c in os.sched_getaffinity(0)}
+    except AttributeError:
+        mine = None
+    total = 0
+    for line in lines:
+        fields = line.split()
+        if not fields or not fields[0].startswith("cpu") or fields[0] == "cpu":
+            continue
+        if mine is not None and fields[0] not in mine:
+            continue
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+        total += user + nice + system + irq + softirq + steal
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _own_s() -> float:

@@ -266,6 +266,13 @@ class PostgresIndex(Index):
             con.execute(f'SET search_path TO "{self.location.schema}"')
         return con
 
+    def _begin(self, con, write: bool) -> None:
+        if write:
+            con.execute("BEGIN")
+            con.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
+        else:
+            con.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
     @contextmanager
     def transaction(self, write: bool = False) -> Iterator[Cursor]:
         import psycopg
@@ -273,12 +280,16 @@ class PostgresIndex(Index):
         key = (self._url, self.location.schema)
         con = None
         try:
-            con = _take(key) or self._connect()
-            if write:
-                con.execute("BEGIN")
-                con.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_key,))
-            else:
-                con.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            con = _take(key)
+            if con is not None:
+                try:
+                    self._begin(con, write)
+                except psycopg.OperationalError:  # the server dropped this idle connection (a restart)
+                    con.close()
+                    con = None
+            if con is None:
+                con = self._connect()
+                self._begin(con, write)
             try:
                 yield Cursor(con, "pyformat")
             except BaseException:

@@ -105,6 +105,3 @@ class Admin:
         data = Path(policy_file).read_bytes()
         return self._request("POST", "/v1/policies", content=data, params={"source": source},
                              headers={"Content-Type": CONTENT_TYPE})
-
-    def robots(self) -> list[dict]:
-        return self._request("GET", "/v1/robots")

@@ -45,7 +45,15 @@ import numpy as np
 from armfarm.envs.behavior import BehaviorSpec, make_behavior
 from armfarm.envs.registry import make_env
 from armfarm.envs.rollout import rollout_episode
-from armfarm.fleet.payload import CONTENT_TYPE, content_digest, decode, encode, split, wire_arrays
+from armfarm.fleet.payload import (
+    CONTENT_TYPE,
+    PayloadError,
+    content_digest,
+    decode,
+    encode,
+    split,
+    wire_arrays,
+)
 
 log = logging.getLogger("armfarm.fleet.client")
 
@@ -189,7 +197,10 @@ class Uploader:
         Raises:
             Unavailable: try again later. Rejected: the server refused it for good.
         """
-        payload = decode(body)
+        try:
+            payload = decode(body)
+        except PayloadError as e:
+            raise Rejected(f"not an episode payload: {e}") from None
         url = f"/v1/robots/{self.robot_id}/episodes"
         if payload.steps <= self.chunk_steps:
             ack = self._request("POST", url, body)
@@ -212,7 +223,10 @@ class Uploader:
         except httpx.HTTPError as e:
             raise Unavailable(f"{method} {url}: {type(e).__name__}: {e}") from None
         if response.status_code in (200, 201, 202):
-            return response.json()
+            try:
+                return response.json()
+            except ValueError:
+                raise Unavailable(f"{method} {url}: {response.status_code} with a body that is not JSON") from None
         message = f"{method} {url}: {response.status_code} {_detail(response)}"
         if response.status_code >= 500 or response.status_code in _RETRYABLE:
             retry_after = response.headers.get("Retry-After")
@@ -355,19 +369,23 @@ class FleetClient:
         backoff = Backoff(self.config.backoff_s, self.config.backoff_max_s)
         next_poll = 0.0
         while not self._stop.is_set():
-            if time.monotonic() >= next_poll:
-                next_poll = time.monotonic() + self.config.policy_poll_s
-                try:
-                    self._poll_policy()
-                except (httpx.HTTPError, ValueError, OSError) as e:
-                    log.debug("robot %s: policy check failed: %s", self.config.robot_id, e)
-                self._first_poll.set()
-            pending = self.spool.pending()
-            if not pending:
-                self._wake.wait(max(0.0, next_poll - time.monotonic()))
-                self._wake.clear()
-                continue
-            delay = self._upload(pending[0], backoff)
+            try:
+                if time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + self.config.policy_poll_s
+                    try:
+                        self._poll_policy()
+                    except (httpx.HTTPError, ValueError, OSError) as e:
+                        log.debug("robot %s: policy check failed: %s", self.config.robot_id, e)
+                    self._first_poll.set()
+                pending = self.spool.pending()
+                if not pending:
+                    self._wake.wait(max(0.0, next_poll - time.monotonic()))
+                    self._wake.clear()
+                    continue
+                delay = self._upload(pending[0], backoff)
+            except Exception:  # keep the uplink alive whatever happens; the spool keeps the data
+                log.exception("robot %s: uplink error", self.config.robot_id)
+                delay = backoff.next()
             if delay:
                 self._wake.clear()
                 self._stop.wait(delay)

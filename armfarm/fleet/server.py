@@ -52,7 +52,18 @@ _MAX_SPEC_ELEMENTS = 1 << 24
 
 @dataclass
 class ServerConfig:
-    """Everything ``armfarm serve`` can set; see the CLI's help for each."""
+    """How to serve a store.
+
+    Args:
+        store: the episode store (created if missing).
+        index_url: index of a new store (``sqlite`` or ``postgresql://...``; see armfarm.data.index).
+        admin_token_file: the admin token file (default ``STORE/admin.token``; created if missing).
+        max_request_bytes: largest request body (413 above).
+        max_episode_steps: longest episode, in transitions, whole or assembled from chunks (413 above).
+        rate_limit, rate_burst: requests per second per token on average, and at once (429 above; 0: off).
+        max_staged_bytes: chunks of unfinished episodes one robot may keep staged (413 above).
+        staging_ttl_s: chunks untouched this long are removed when the server starts.
+    """
 
     store: Path
     index_url: str | None = None
@@ -298,6 +309,11 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     TheRobot = Annotated[Principal, Depends(robot_itself)]
 
+    async def publisher(caller: Caller) -> Principal:
+        """The caller, if it is the admin (checked before the policy file is read)."""
+        admin_only(caller, "publish policies")
+        return caller
+
     async def read_body(request: Request) -> bytes:
         return await request.body()
 
@@ -372,11 +388,10 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.post("/v1/policies", status_code=201, response_model=PolicyOut, openapi_extra=_BINARY_BODY,
               responses=_errors(*_AUTH, 413, 422), tags=["policies"])
-    async def publish(caller: Caller, body: Annotated[bytes, Depends(read_body)],
+    async def publish(caller: Annotated[Principal, Depends(publisher)], body: Annotated[bytes, Depends(read_body)],
                       source: Annotated[str, Query(max_length=256, description="Where it came from, e.g. a run dir.")] = "",
                       ) -> dict:
         """Publish a policy.npz (from ``armfarm train``) as the newest version robots will fetch."""
-        admin_only(caller, "publish policies")
         return (await run_in_threadpool(fleet.registry.publish, body, source)).to_json()
 
     @app.get("/v1/policies", response_model=list[PolicyOut], responses=_errors(*_AUTH), tags=["policies"])

@@ -127,3 +127,20 @@ def test_bad_chunks_are_refused(server, robot):
     assert response.status_code == 422 and "other metadata" in response.json()["detail"]
     assert store_state(server.store) == state
     assert not (server.store.path / "fleet" / "uploads" / robot[0] / meta["episode_id"]).exists()
+
+
+def test_abandoned_chunks_expire_when_the_server_starts(server, robot, tmp_path):
+    import os
+
+    from fleetlib import ThreadServer
+
+    from armfarm.fleet.server import ServerConfig
+
+    chunk = split(decode(episode_body("abandoned", T=10)), 5)[0]
+    assert put_chunk(server, robot, "abandoned", 0, chunk).status_code == 202
+    staged = server.store.path / "fleet" / "uploads" / robot[0] / "abandoned"
+    for f in staged.iterdir():
+        os.utime(f, (0, 0))  # untouched since 1970
+    config = ServerConfig(store=server.store.path, staging_ttl_s=3600)
+    ThreadServer(config)  # setting up the server is enough; it need not serve
+    assert not staged.exists()
