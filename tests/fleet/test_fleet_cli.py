@@ -1,11 +1,15 @@
-"""The README's fleet walk-through, with the real commands: serve, register, robot, train, publish."""
+"""The README's fleet walk-through with the real commands (serve, register, robot, train, publish), and TLS."""
 
 import json
+import shutil
 import subprocess
 import sys
+import time
 
+import httpx
 import pytest
 from fleetlib import ProcessServer
+from postgres_cluster import free_port
 
 from armfarm.data import EpisodeStore
 
@@ -51,3 +55,32 @@ def test_serve_register_collect_train_publish(tmp_path, backend):
         assert armfarm("data", "check", store).returncode == 0
     finally:
         server.stop()
+
+
+def test_serve_over_tls(tmp_path):
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "armfarm.cli.main", "serve", str(tmp_path / "store"), "--port",
+                               str(port), "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx.get(f"https://127.0.0.1:{port}/healthz", verify=str(cert))
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None, "no TLS server came up"
+                time.sleep(0.1)
+        assert response.json()["status"] == "ok"
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz")  # no plain HTTP on a TLS port
+    finally:
+        server.terminate()
+        server.wait()
