@@ -154,8 +154,8 @@ def test_checkpoint_layout_and_errors(tmp_path):
     (tmp_path / "meta.json").write_text(json.dumps({**meta, "format_version": 2}))
     with pytest.raises(CheckpointError, match="format version 2"):
         load_checkpoint(tmp_path)
-    (tmp_path / "meta.json").write_text(json.dumps({**meta, "algo": "sac"}))
-    with pytest.raises(CheckpointError, match="unknown algorithm 'sac'"):
+    (tmp_path / "meta.json").write_text(json.dumps({**meta, "algo": "ppo"}))
+    with pytest.raises(CheckpointError, match="unknown algorithm 'ppo'"):
         load_checkpoint(tmp_path)
     (tmp_path / "meta.json").write_text(json.dumps({**meta, "config": {**meta["config"], "hidden": [64, 64]}}))
     with pytest.raises(CheckpointError, match=r"is float32\[32\], expected float32\[64\]"):
