@@ -13,7 +13,7 @@ CPU share taken by other processes during each run is reported, because a shared
 numbers.
 
     python benchmarks/fleet_load.py [--robots 8 32 128] [--seconds 20] [--env HalfCheetah-v5]
-                                    [--max-steps N] [--index-url URL] [--out BENCHMARKS_fleet_draft.md]
+                                    [--max-steps N] [--index-url URL] [--out FILE.md]
 """
 
 from __future__ import annotations
