@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from armfarm import __version__
+from armfarm.durable import write_atomic
 
 POLICY_FORMAT = "armfarm-numpy-policy"
 POLICY_FORMAT_VERSION = 1
@@ -181,17 +181,7 @@ class NumpyPolicy:
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        write_atomic(path, lambda f: np.savez(f, **arrays))
         return path
 
     @classmethod

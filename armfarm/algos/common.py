@@ -37,7 +37,6 @@ import datetime
 import functools
 import json
 import os
-import tempfile
 import typing
 import uuid
 import warnings
@@ -51,6 +50,7 @@ import numpy as np
 import optax
 
 from armfarm import __version__
+from armfarm.durable import fsync_path, write_atomic
 from armfarm.policy import NumpyPolicy
 
 AgentState = dict[str, Any]
@@ -491,33 +491,6 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"checkpoint 'extra' must be JSON-serialisable; got a {type(o).__name__}")
 
 
-def _write_atomic(path: Path, write: Callable[[Any], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _flatten_state(state: AgentState) -> dict[str, np.ndarray]:
     leaves, _ = jax.tree_util.tree_flatten_with_path(jax.device_get(state))
     return {jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}
@@ -552,7 +525,7 @@ def save_checkpoint(
         raise TypeError(f"checkpoint 'extra' must be JSON-serialisable: {e}") from e
 
     state_file = f"state-{step:010d}-{uuid.uuid4().hex[:8]}.npz"
-    _write_atomic(directory / state_file, lambda f: np.savez(f, **arrays))
+    write_atomic(directory / state_file, lambda f: np.savez(f, **arrays))
 
     policy = algo.export_policy(config, state)
     if stats.obs_keys is not None:
@@ -572,8 +545,8 @@ def save_checkpoint(
         "state_file": state_file,
         "leaves": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
     }
-    _write_atomic(directory / META_FILE, lambda f: f.write(json.dumps(meta, indent=1).encode()))
-    _fsync_dir(directory)
+    write_atomic(directory / META_FILE, lambda f: f.write(json.dumps(meta, indent=1).encode()))
+    fsync_path(directory)
     for old in directory.glob("state-*.npz"):
         if old.name != state_file:
             try:

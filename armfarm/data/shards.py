@@ -26,7 +26,6 @@ from the page cache into the caller's arrays.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +34,7 @@ import pyarrow as pa
 
 from armfarm.data.errors import DataError
 from armfarm.data.schema import SCHEMA_VERSION, ArraySpec, Episode, StoreSpec
+from armfarm.durable import fsync_path
 
 SHARD_SUFFIX = ".arrow"
 TARGET_SHARD_BYTES = 64 << 20  # bounds the page-cache footprint of one mapped shard while loading
@@ -118,15 +118,6 @@ def build_table(episodes: Sequence[Episode], spec: StoreSpec) -> pa.Table:
     columns["reward"] = pa.array(reward)
     columns.update({name: pa.array(a) for name, a in flags.items()})
     return pa.table(columns, schema=arrow_schema(spec))
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or a directory (making a rename into it durable)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def file_sha256(path: Path) -> str:

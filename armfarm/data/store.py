@@ -49,10 +49,10 @@ from armfarm.data.shards import (
     SHARD_SUFFIX,
     ShardReader,
     build_table,
-    fsync_path,
     plan_shards,
     write_shard,
 )
+from armfarm.durable import fsync_path
 
 STORE_FORMAT = "armfarm-episode-store"
 STORE_FILE = "store.json"

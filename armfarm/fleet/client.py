@@ -42,6 +42,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from armfarm.durable import fsync_path
 from armfarm.envs.behavior import BehaviorSpec, make_behavior
 from armfarm.envs.registry import make_env
 from armfarm.envs.rollout import rollout_episode
@@ -108,14 +109,6 @@ class Rejected(Exception):
     """The server refused the upload for good (bad data, id conflict): retrying cannot help."""
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_durably(path: Path, data: bytes, tmp_dir: Path) -> None:
     """Write ``data`` to ``path`` atomically: temporary file, fsync, rename, fsync the directory."""
     tmp = tmp_dir / f"{uuid.uuid4().hex}.tmp"
@@ -124,7 +117,7 @@ def _write_durably(path: Path, data: bytes, tmp_dir: Path) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 class Spool:
@@ -157,7 +150,7 @@ class Spool:
         target = self.root / "rejected" / path.name
         _write_durably(target.with_suffix(".reason.txt"), reason.encode(), self.root / "tmp")
         os.replace(path, target)
-        _fsync_dir(path.parent)
+        fsync_path(path.parent)
 
 
 class Backoff:

@@ -20,7 +20,7 @@ from typing import Any
 
 from armfarm.data import DataError, EpisodeStore, StoreSpec
 from armfarm.data.schema import utc_now_iso
-from armfarm.data.shards import fsync_path
+from armfarm.durable import fsync_path
 from armfarm.fleet.auth import matches, new_robot_token, robot_token_id, token_hash
 from armfarm.fleet.errors import FleetError
 from armfarm.policy import NumpyPolicy, PolicyFormatError

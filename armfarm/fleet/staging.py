@@ -14,7 +14,7 @@ import time
 import uuid
 from pathlib import Path
 
-from armfarm.data.shards import fsync_path
+from armfarm.durable import fsync_path
 from armfarm.fleet.errors import FleetError
 
 _SUFFIXES = (".chunk", ".final")
