@@ -22,7 +22,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from armfarm.data import Episode, EpisodeStore, StoreSpec, TransitionDataset
-from armfarm.data.shards import build_table, fsync_path
+from armfarm.data.shards import build_table
+from armfarm.durable import fsync_path
 
 OBS_DIM, ACT_DIM, EPISODE_LEN = 11, 3, 1000
 
