@@ -76,6 +76,12 @@ def parse_args(argv=None):
     p.add_argument("--d3rlpy-python", default=None, help="default: the venv made by benchmarks/d3rlpy_env.sh")
     p.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
     p.add_argument("--results", type=Path, default=OUT / "results.jsonl")
+    p.add_argument(
+        "--parallel",
+        action="store_true",
+        help="run the two libraries at once, each pinned to its own core with one compute thread",
+    )
+    p.add_argument("--no-markdown", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -211,7 +217,9 @@ def _cell(rows: list[dict]) -> dict | None:
     }
 
 
-def table(results: list[dict], datasets: list[str], algos: list[str], eval_episodes: int) -> str:
+def table(
+    results: list[dict], datasets: list[str], algos: list[str], steps_of: dict, eval_episodes: int, cores: int
+) -> str:
     lines = [
         "| dataset | algo | steps | armfarm score | d3rlpy score | armfarm wall s | d3rlpy wall s "
         "| armfarm steps/s | d3rlpy steps/s | seeds | published D4RL (other data) |",
@@ -228,6 +236,8 @@ def table(results: list[dict], datasets: list[str], algos: list[str], eval_episo
                         and r["algo"] == algo
                         and r["lib"] == lib
                         and r["eval_episodes"] == eval_episodes
+                        and r["steps"] == steps_of[algo]
+                        and r.get("cores", 2) == cores
                     ]
                 )
                 for lib in ("armfarm", "d3rlpy")
@@ -235,7 +245,7 @@ def table(results: list[dict], datasets: list[str], algos: list[str], eval_episo
             if not any(cells.values()):
                 continue
             a, d = cells["armfarm"], cells["d3rlpy"]
-            steps = (a or d)["steps"]
+            steps = steps_of[algo]
 
             def fmt(c, key, spec):
                 return "–" if c is None else format(c[key], spec)
@@ -266,7 +276,9 @@ def write_markdown(path: Path, body: str) -> None:
     path.write_text(text)
 
 
-def report(args, results: list[dict], datasets: list[str], algos: list[str], command: str) -> str:
+def report(
+    args, results: list[dict], datasets: list[str], algos: list[str], steps_of: dict, command: str
+) -> str:
     provenance = []
     for name in datasets:
         store = args.stores_dir / name
@@ -294,7 +306,13 @@ def report(args, results: list[dict], datasets: list[str], algos: list[str], com
             "environments, our own SAC behaviour policy, smaller sizes). The published D4RL column is context only:",
             "it comes from other data and 1M gradient steps.",
             "",
-            f"Machine: {machine()}; d3rlpy in its own venv (benchmarks/d3rlpy_env.sh).",
+            f"Machine: {machine()}; d3rlpy in its own venv (benchmarks/d3rlpy_env.sh)."
+            + (
+                " With `--parallel` the two libraries ran at the same time, each pinned to its own core with one "
+                "compute thread (XLA and PyTorch intra-op threads set to 1), so wall times compare one core each."
+                if args.parallel
+                else ""
+            ),
             f"Command: `{command}`",
             f"Score: D4RL-normalised return of the deterministic policy, {args.eval_episodes} evaluation episodes per "
             "seed, mean ± std over training seeds. Wall s: one training run (data loading, network construction or "
@@ -302,7 +320,7 @@ def report(args, results: list[dict], datasets: list[str], algos: list[str], com
             "(armfarm/d3rlpy). Each library uses its own defaults (d3rlpy: BC batch 100 and lr 1e-3, no observation "
             "scaler anywhere).",
             "",
-            table(results, datasets, algos, args.eval_episodes),
+            table(results, datasets, algos, steps_of, args.eval_episodes, run_cores(args)),
             "",
             "Datasets:",
             *provenance,
@@ -313,28 +331,78 @@ def report(args, results: list[dict], datasets: list[str], algos: list[str], com
 # ------------------------------------------------------------------------------------ main
 
 
+def run_cores(args) -> int:
+    """Cores each training run gets: one per library with ``--parallel``, else this process's affinity."""
+    return 1 if args.parallel else len(os.sched_getaffinity(0))
+
+
+ONE_THREAD_ENV = {
+    "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+}
+
+
+def without_option(argv: list[str], option: str) -> list[str]:
+    """``argv`` less ``option VALUE`` and ``option=VALUE``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == option:
+            skip = True
+        elif not a.startswith(option + "="):
+            out.append(a)
+    return out
+
+
+def run_parallel(argv: list[str], libs: list[str]) -> None:
+    """One child per library, each pinned to its own core; both append to the same results file."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < len(libs):
+        raise SystemExit(f"--parallel needs {len(libs)} cores, this process may use {len(cpus)}")
+    forwarded = [a for a in argv if a != "--parallel"]
+    children = []
+    for cpu, lib in zip(cpus, libs, strict=False):
+        cmd = [sys.executable, str(Path(__file__).resolve()), *forwarded, "--libs", lib, "--no-markdown"]
+        env = {**os.environ, **ONE_THREAD_ENV}
+        children.append(
+            subprocess.Popen(cmd, env=env, preexec_fn=lambda cpu=cpu: os.sched_setaffinity(0, {cpu}))
+        )
+    codes = [c.wait() for c in children]
+    if any(codes):
+        raise SystemExit(f"scoreboard children exited with {codes}")
+
+
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    command = "python benchmarks/scores.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    command = "python benchmarks/scores.py " + " ".join(shlex.quote(a) for a in argv)
     datasets = [d for d in args.datasets.split(",") if d]
     algos = [a for a in args.algos.split(",") if a]
     libs = [lib for lib in args.libs.split(",") if lib]
     seeds = [int(s) for s in args.seeds.split(",") if s]
     per_algo = {k: int(v) for k, v in (kv.split("=") for kv in args.algo_steps.split(",") if kv)}
+    steps_of = {algo: per_algo.get(algo, args.steps) for algo in algos}
     unknown = sorted(set(algos) - set(ALGOS)) + sorted(set(libs) - {"armfarm", "d3rlpy"})
     if unknown:
         raise SystemExit(f"unknown algos/libs {unknown}")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    stores = {name: ensure_dataset(name, args.stores_dir, args.behavior_dir) for name in datasets}
+    if args.parallel and len(libs) > 1:
+        run_parallel(without_option(argv, "--libs"), libs)
+        libs = []  # every run is in the results file now
     d3rlpy_python = args.d3rlpy_python
     if "d3rlpy" in libs and d3rlpy_python is None:
         d3rlpy_python = subprocess.run(
             ["bash", str(HERE / "d3rlpy_env.sh")], check=True, capture_output=True, text=True
         ).stdout.strip()
-    args.results.parent.mkdir(parents=True, exist_ok=True)
+    cores = run_cores(args)
     results = load_results(args.results)
-    for name in datasets:
-        store, npz, env_id = ensure_dataset(name, args.stores_dir, args.behavior_dir)
+    for name, (store, npz, env_id) in stores.items():
         for algo in algos:
-            steps = per_algo.get(algo, args.steps)
+            steps = steps_of[algo]
             for seed in seeds:
                 for lib in libs:
                     key = {
@@ -345,9 +413,12 @@ def main(argv=None) -> int:
                         "steps": steps,
                         "eval_episodes": args.eval_episodes,
                     }
-                    if any(all(r.get(k) == v for k, v in key.items()) for r in results):
+                    if any(
+                        all(r.get(k) == v for k, v in key.items()) and r.get("cores", 2) == cores
+                        for r in results
+                    ):
                         continue
-                    run_dir = OUT / "runs" / f"{lib}-{name}-{algo}-s{seed}-n{steps}"
+                    run_dir = OUT / "runs" / f"{lib}-{name}-{algo}-s{seed}-n{steps}-c{cores}"
                     tick = time.perf_counter()
                     if lib == "armfarm":
                         timing, policy = run_armfarm(algo, store, steps, seed, run_dir)
@@ -355,6 +426,7 @@ def main(argv=None) -> int:
                         timing, policy = run_d3rlpy(d3rlpy_python, algo, npz, steps, seed, run_dir)
                     row = {
                         **key,
+                        "cores": cores,
                         **timing,
                         "eval": evaluate(lib, policy, env_id, args.eval_episodes),
                         "total_s": time.perf_counter() - tick,
@@ -367,8 +439,14 @@ def main(argv=None) -> int:
                         f"wall {row['wall_s']:.0f}s ({row['steps_per_s']:.1f} steps/s)",
                         file=sys.stderr,
                     )
-                    write_markdown(args.markdown, report(args, results, datasets, algos, command))
-    body = report(args, results, datasets, algos, command)
+                    if not args.no_markdown:
+                        write_markdown(
+                            args.markdown, report(args, results, datasets, algos, steps_of, command)
+                        )
+    if args.no_markdown:
+        return 0
+    results = load_results(args.results)
+    body = report(args, results, datasets, algos, steps_of, command)
     write_markdown(args.markdown, body)
     print(body)
     return 0
