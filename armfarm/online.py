@@ -21,6 +21,7 @@ import dataclasses
 import json
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,9 @@ import jax
 import numpy as np
 
 from armfarm import __version__
-from armfarm.algos.common import DatasetStats, make_train_fn, save_checkpoint
+from armfarm.algos.common import DatasetStats, load_checkpoint, make_train_fn, save_checkpoint
 from armfarm.algos.registry import get_algorithm
+from armfarm.durable import write_atomic
 from armfarm.envs.registry import make_env
 from armfarm.evaluate.rollouts import EvalResult, evaluate_policy
 from armfarm.train import MetricsLog, coerce_overrides
@@ -129,6 +131,29 @@ class ReplayBuffer:
         np.savez(path, **{name: getattr(self, name)[order] for name in self.FIELDS})
         return Path(path)
 
+    def save_ring(self, path: Path) -> None:
+        """Write the buffer exactly as it is in memory (ring layout, capacity and ``added``), atomically,
+        for :meth:`load_ring` to restore when a run resumes."""
+        n = self.size
+        arrays = {name: getattr(self, name)[:n] for name in self.FIELDS}
+        write_atomic(path, lambda f: np.savez(f, capacity=self.capacity, added=self.added, **arrays))
+
+    @classmethod
+    def load_ring(cls, path: Path) -> ReplayBuffer:
+        with np.load(path, allow_pickle=False) as z:
+            capacity, added = int(z["capacity"]), int(z["added"])
+            buffer = cls(capacity, z["observations"].shape[1], z["actions"].shape[1])
+            for name in cls.FIELDS:
+                getattr(buffer, name)[: len(z[name])] = z[name]
+        buffer.added = added
+        return buffer
+
+    def latest(self, count: int) -> np.ndarray:
+        """Ring indices of the newest ``count`` transitions, oldest first."""
+        if count > self.size:
+            raise ValueError(f"only {self.size} transitions are held, asked for the newest {count}")
+        return (self.added - count + np.arange(count)) % self.capacity
+
     @classmethod
     def load(cls, path: str | Path) -> ReplayBuffer:
         with np.load(path, allow_pickle=False) as z:
@@ -196,6 +221,71 @@ def env_stats(env: gym.Env) -> DatasetStats:
                         obs_std=np.ones(obs_dim), action_low=act.low.reshape(-1), action_high=act.high.reshape(-1))
 
 
+def _flat(obs) -> np.ndarray:
+    return np.asarray(obs, np.float32).reshape(-1)
+
+
+def _latest_resumable(run_dir: Path) -> Path | None:
+    """The newest checkpoint that is complete (``meta.json`` written last) and holds the replay buffer."""
+    found = [p for p in (run_dir / "checkpoints").glob("step_*") if p.name.split("_")[1].isdigit()]
+    for directory in sorted(found, key=lambda p: int(p.name.split("_")[1]), reverse=True):
+        if (directory / "meta.json").is_file() and (directory / REPLAY_FILE).is_file():
+            return directory
+    return None
+
+
+class _Episode:
+    """Where the running episode began, enough to rebuild it on resume: the environment's RNG state
+    just before its ``reset()`` (or the seed of the first reset) and the buffer position of its first
+    transition. Gymnasium environments draw all their randomness from ``np_random``, so resetting from
+    that state and replaying the stored actions puts a deterministic simulator (MuJoCo) back exactly
+    where it was."""
+
+    def __init__(self, env: gym.Env, buffer: ReplayBuffer):
+        self.env, self.buffer = env, buffer
+        self.reset_seed: int | None = None
+        self.rng_state: dict | None = None
+        self.start = 0
+        self.ret = 0.0
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        self.reset_seed = seed
+        self.rng_state = None if seed is not None else self.env.unwrapped.np_random.bit_generator.state
+        self.start, self.ret = self.buffer.added, 0.0
+        return _flat(self.env.reset(seed=seed)[0])
+
+    def to_json(self) -> dict:
+        return {"reset_seed": self.reset_seed, "rng_state": self.rng_state, "start": self.start}
+
+    def restore(self, saved: dict, obs: np.ndarray, fallback_seed: int) -> tuple[np.ndarray, bool]:
+        """Rebuild the saved episode; returns the current observation and whether it matched exactly.
+        When it cannot match (a nondeterministic environment, or an episode longer than the buffer), the
+        interrupted episode is ended as truncated and a new one starts from ``fallback_seed``."""
+        count = self.buffer.added - saved["start"]
+        exact = 0 <= count <= self.buffer.size
+        if exact:
+            if saved["rng_state"] is not None:
+                self.env.unwrapped.np_random.bit_generator.state = saved["rng_state"]
+            current = _flat(self.env.reset(seed=saved["reset_seed"])[0])
+            rows = self.buffer.latest(count)
+            exact = count == 0 or np.array_equal(current, self.buffer.observations[rows[0]])
+            for i in rows if exact else ():
+                current = _flat(self.env.step(self.buffer.actions[i])[0])
+                if not np.array_equal(current, self.buffer.next_observations[i]):
+                    exact = False
+                    break
+            exact = exact and np.array_equal(current, obs)
+        if exact:
+            self.reset_seed, self.rng_state, self.start = saved["reset_seed"], saved["rng_state"], saved["start"]
+            self.ret = float(self.buffer.rewards[self.buffer.latest(count)].sum())
+            return current, True
+        warnings.warn("the environment could not be replayed to where the checkpoint left it; the "
+                      "interrupted episode is ended as truncated and a new one starts", stacklevel=3)
+        if self.buffer.size and not self.buffer.terminated[(self.buffer.added - 1) % self.buffer.capacity]:
+            self.buffer.truncated[(self.buffer.added - 1) % self.buffer.capacity] = True
+        return self.reset(fallback_seed), False
+
+
 def train_online(
     algo_name: str,
     env_id: str,
@@ -210,6 +300,7 @@ def train_online(
     checkpoint_every: int | None = None,
     target_return: float | None = None,
     config_overrides: dict | None = None,
+    resume: bool = False,
     on_progress: Callable[[int, dict], None] | None = None,
     on_eval: Callable[[int, EvalResult], None] | None = None,
 ) -> dict:
@@ -220,6 +311,12 @@ def train_online(
     ``10_000 + seed, ...``. With ``target_return``, training stops at the first evaluation whose mean
     return reaches it (how D4RL stopped its "medium" SAC). ``buffer_size`` defaults to ``steps`` (the
     whole history; Haarnoja et al. use 10^6). Returns the summary, also written to ``summary.json``.
+
+    Every checkpoint also holds the replay buffer, the exploration RNG and where the running episode
+    began (only the newest checkpoint keeps its buffer, to bound disk use). With ``resume=True`` the run
+    continues from the newest checkpoint in ``out_dir``: the environment is put back by replaying the
+    running episode, so on a deterministic simulator the resumed run is bit-for-bit the uninterrupted
+    one (``summary["resumed_exact"]``). ``steps`` may be raised to extend a finished run.
     """
     started = time.perf_counter()
     if steps < 1 or updates_per_call < 1 or start_steps < 0:
@@ -229,49 +326,82 @@ def train_online(
         raise ValueError(f"{algo.name} is an offline algorithm; use `armfarm train {algo.name} STORE --out RUN_DIR`")
     config = algo.config_cls(**coerce_overrides(algo.config_cls, config_overrides or {}))
     run_dir = Path(out_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
         if not (run_dir / "config.json").exists():
             raise FileExistsError(f"{run_dir} exists and is not an armfarm run directory; choose another --out")
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    resume_from = _latest_resumable(run_dir) if resume else None
 
     env = make_env(env_id)
     stats = env_stats(env)
     eval_every = eval_every or max(steps // 20, 1)
     checkpoint_every = checkpoint_every or max(steps // 5, 1)
-    buffer = ReplayBuffer(buffer_size or steps, stats.obs_dim, stats.act_dim)
     rng = np.random.default_rng([seed, 0x5AC])
-    state = algo.init(config, stats, seed)
-    train_fn = make_train_fn(algo, config)
-    actor = GaussianActor.from_state(config, state)
-    (run_dir / "config.json").write_text(json.dumps({
-        "algo": algo.name, "config": dataclasses.asdict(config), "env": env_id, "seed": seed, "steps": steps,
-        "start_steps": start_steps, "updates_per_call": updates_per_call, "buffer_size": buffer.capacity,
-        "eval_every": eval_every, "eval_episodes": eval_episodes, "target_return": target_return,
-        "armfarm_version": __version__,
-    }, indent=2, default=str))
     log = MetricsLog(run_dir)
-
-    def export():
-        return algo.export_policy(config, state)
-
-    def evaluate(at_step: int) -> EvalResult:
-        result = evaluate_policy(export(), env_id, episodes=eval_episodes, seed=10_000 + seed)
-        log.eval(at_step, result, {"grad_steps": grad_steps, "wall_s": round(time.perf_counter() - started, 3)})
-        if on_eval is not None:
-            on_eval(at_step, result)
-        return result
-
-    def checkpoint(at_step: int) -> None:
-        save_checkpoint(run_dir / "checkpoints" / f"step_{at_step}", algo.name, config, state, stats,
-                        {"env_steps": at_step, "env_id": env_id})
-
-    obs, _ = env.reset(seed=seed)
-    obs = np.asarray(obs, np.float32).reshape(-1)
-    step = grad_steps = episodes = 0
-    train_seconds, act_seconds, last_eval, reached = 0.0, 0.0, None, False
-    episode_return, episode_returns = 0.0, []
     try:
+        if resume_from is None:
+            buffer = ReplayBuffer(buffer_size or steps, stats.obs_dim, stats.act_dim)
+            state = algo.init(config, stats, seed)
+            episode = _Episode(env, buffer)
+            obs = episode.reset(seed)
+            step = grad_steps = episodes = 0
+            train_seconds = act_seconds = 0.0
+            episode_returns: list[float] = []
+            exact = None
+            (run_dir / "config.json").write_text(json.dumps({
+                "algo": algo.name, "config": dataclasses.asdict(config), "env": env_id, "seed": seed,
+                "steps": steps, "start_steps": start_steps, "updates_per_call": updates_per_call,
+                "buffer_size": buffer.capacity, "eval_every": eval_every, "eval_episodes": eval_episodes,
+                "target_return": target_return, "armfarm_version": __version__,
+            }, indent=2, default=str))
+        else:
+            restored = load_checkpoint(resume_from)
+            extra = restored.extra
+            if restored.algo_name != algo.name or extra.get("env_id") != env_id:
+                raise ValueError(f"{resume_from} is a {restored.algo_name} checkpoint in {extra.get('env_id')}, "
+                                 f"not {algo.name} in {env_id}")
+            if config_overrides and config != restored.config:
+                raise ValueError(f"{run_dir} was trained with a different {algo.name} config; resume without --set")
+            config, state = restored.config, restored.state
+            buffer = ReplayBuffer.load_ring(resume_from / REPLAY_FILE)
+            rng.bit_generator.state = extra["rng_state"]
+            step, grad_steps, episodes = extra["env_steps"], extra["grad_steps"], extra["episodes"]
+            train_seconds, act_seconds = extra["train_seconds"], extra["act_seconds"]
+            episode_returns = list(extra["episode_returns"])
+            started -= extra["wall_s"]
+            episode = _Episode(env, buffer)
+            obs, exact = episode.restore(extra["episode"], np.asarray(extra["obs"], np.float32),
+                                         fallback_seed=int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
+            log.drop_after(step)
+        train_fn = make_train_fn(algo, config)
+        actor = GaussianActor.from_state(config, state)
+        last_eval, reached = None, False
+
+        def export():
+            return algo.export_policy(config, state)
+
+        def evaluate(at_step: int) -> EvalResult:
+            result = evaluate_policy(export(), env_id, episodes=eval_episodes, seed=10_000 + seed)
+            log.eval(at_step, result, {"grad_steps": grad_steps, "wall_s": round(time.perf_counter() - started, 3)})
+            if on_eval is not None:
+                on_eval(at_step, result)
+            return result
+
+        def checkpoint(at_step: int) -> None:
+            directory = run_dir / "checkpoints" / f"step_{at_step}"
+            directory.mkdir(parents=True, exist_ok=True)
+            buffer.save_ring(directory / REPLAY_FILE)
+            save_checkpoint(directory, algo.name, config, state, stats, {
+                "env_steps": at_step, "env_id": env_id, "grad_steps": grad_steps, "episodes": episodes,
+                "episode_returns": episode_returns[-10:], "rng_state": rng.bit_generator.state,
+                "episode": episode.to_json(), "obs": obs.tolist(), "train_seconds": train_seconds,
+                "act_seconds": act_seconds, "wall_s": time.perf_counter() - started,
+            })
+            for older in (run_dir / "checkpoints").glob(f"step_*/{REPLAY_FILE}"):
+                if older.parent != directory:
+                    older.unlink(missing_ok=True)
+
         while step < steps and not reached:
             k = min(updates_per_call, steps - step)
             tick = time.perf_counter()
@@ -281,16 +411,14 @@ def train_online(
                 else:
                     action = actor.sample(obs, rng)
                 next_obs, reward, terminated, truncated, _ = env.step(action)
-                next_obs = np.asarray(next_obs, np.float32).reshape(-1)
+                next_obs = _flat(next_obs)
                 buffer.add(obs, action, float(reward), next_obs, bool(terminated), bool(truncated))
-                episode_return += float(reward)
+                episode.ret += float(reward)
                 step += 1
                 if terminated or truncated:
                     episodes += 1
-                    episode_returns.append(episode_return)
-                    episode_return = 0.0
-                    next_obs, _ = env.reset()
-                    next_obs = np.asarray(next_obs, np.float32).reshape(-1)
+                    episode_returns.append(episode.ret)
+                    next_obs = episode.reset()
                 obs = next_obs
             act_seconds += time.perf_counter() - tick
             if step > start_steps and buffer.size >= config.batch_size:
@@ -312,16 +440,16 @@ def train_online(
             if step % eval_every < k or step == steps:
                 last_eval = evaluate(step)
                 reached = target_return is not None and last_eval.return_mean >= target_return
-        if not (run_dir / "checkpoints" / f"step_{step}").exists():
+        if not (run_dir / "checkpoints" / f"step_{step}" / REPLAY_FILE).exists():
             checkpoint(step)
+        export().save(run_dir / "policy.npz")
+        buffer.save(run_dir / REPLAY_FILE)
+        if last_eval is None:
+            last_eval = evaluate(step)
     finally:
         log.close()
         env.close()
 
-    export().save(run_dir / "policy.npz")
-    buffer.save(run_dir / REPLAY_FILE)
-    if last_eval is None:
-        last_eval = evaluate(step)
     seconds = time.perf_counter() - started
     summary = {
         "algo": algo.name, "env_id": env_id, "seed": seed, "env_steps": step, "grad_steps": grad_steps,
@@ -330,6 +458,7 @@ def train_online(
         "grad_steps_per_s": round(grad_steps / train_seconds, 2) if train_seconds > 0 else None,
         "env_steps_per_s": round(step / seconds, 2),
         "target_return": target_return, "reached_target": reached,
+        "resumed_from": None if resume_from is None else str(resume_from), "resumed_exact": exact,
         "checkpoint": str(run_dir / "checkpoints" / f"step_{step}"),
         "eval": {"env_id": env_id, "episodes": eval_episodes, "return_mean": last_eval.return_mean,
                  "return_std": last_eval.return_std, "normalized": last_eval.normalized},

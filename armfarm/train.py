@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import shutil
 import time
@@ -31,6 +32,7 @@ from armfarm import __version__
 from armfarm.algos.common import DatasetStats, load_checkpoint, make_train_fn, save_checkpoint
 from armfarm.algos.registry import get_algorithm
 from armfarm.data import EpisodeStore, TransitionDataset
+from armfarm.durable import write_atomic
 from armfarm.evaluate.rollouts import EvalResult, evaluate_policy
 
 DEFAULT_STEPS = 100_000
@@ -91,6 +93,22 @@ class MetricsLog:
         self.writer.add_scalar("eval/return_mean", result.return_mean, step)
         if result.normalized is not None:
             self.writer.add_scalar("eval/normalized", result.normalized, step)
+
+    def drop_after(self, step: int) -> None:
+        """Forget the CSV rows logged after ``step``: a run resumed from a checkpoint at ``step`` logs
+        them again."""
+        for name in ("metrics.csv", "eval.csv"):
+            path = self.run_dir / name
+            if not path.exists():
+                continue
+            with path.open(newline="") as f:
+                reader = csv.DictReader(f)
+                fields, rows = reader.fieldnames, [r for r in reader if int(r["step"]) <= step]
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(rows)
+            write_atomic(path, lambda f, text=out.getvalue(): f.write(text.encode()))
 
     def close(self) -> None:
         self.writer.close()
@@ -168,6 +186,8 @@ def train(
 
     train_fn = make_train_fn(algo, config)
     log = MetricsLog(run_dir)
+    if checkpoint is not None:
+        log.drop_after(step)
 
     def export():
         policy = algo.export_policy(config, state)

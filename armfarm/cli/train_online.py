@@ -25,6 +25,8 @@ def train_online(
     eval_episodes: int = typer.Option(10, "--eval-episodes", min=1, help="Episodes per evaluation."),
     target_return: float = typer.Option(None, "--target-return", help="Stop once an evaluation reaches this return."),
     overrides: list[str] = typer.Option([], "--set", help="Config override KEY=VALUE (repeatable)."),
+    resume: bool = typer.Option(False, "--resume",
+                                help="Continue from the newest checkpoint in --out (also to extend --steps)."),
 ) -> None:
     """Train ALGO online in ENV_ID for --steps environment steps and write a run directory."""
     from armfarm.online import train_online as run_train_online
@@ -34,12 +36,15 @@ def train_online(
         summary = run_train_online(
             algo, env_id, out, steps=steps, seed=seed, start_steps=start_steps, updates_per_call=updates_per_call,
             eval_every=eval_every, eval_episodes=eval_episodes, target_return=target_return,
-            config_overrides=_parse_overrides(overrides),
+            config_overrides=_parse_overrides(overrides), resume=resume,
             on_progress=lambda step, m: bar.update(task, completed=step, info=f"return {m['episode_return']:.1f}"),
             on_eval=lambda step, r: bar.console.print(
                 f"step {step}: eval return {r.return_mean:.1f} ± {r.return_std:.1f}"
                 + (f" (normalized {r.normalized:.1f})" if r.normalized is not None else "")),
         )
+    if summary["resumed_from"]:
+        console.print(f"resumed from {summary['resumed_from']}"
+                      + ("" if summary["resumed_exact"] else " (the interrupted episode could not be replayed)"))
     console.print(
         f"{summary['algo']}: {summary['env_steps']} env steps, {summary['grad_steps']} gradient steps in "
         f"{summary['seconds']:.0f}s; return {summary['eval']['return_mean']:.1f} ± {summary['eval']['return_std']:.1f}; "
