@@ -1,4 +1,4 @@
-"""``armfarm data``: import, export, inspect and check episode stores."""
+"""``armfarm data``: import, export, inspect, check and clean episode stores."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rich.table import Table
 
 from armfarm.cli.common import console, print_json, user_errors
 
-app = typer.Typer(help="Import, export, inspect and check episode stores.", no_args_is_help=True)
+app = typer.Typer(help="Import, export, inspect, check and clean episode stores.", no_args_is_help=True)
 
 
 class ImportFormat(StrEnum):
@@ -105,3 +105,20 @@ def check(
         console.print(f"{store}: {verdict} ({report.episodes} episodes, {report.transitions} transitions)")
     if not report.ok:
         raise typer.Exit(code=1)
+
+
+@app.command("gc")
+def gc(
+    store: Path = typer.Argument(..., help="Episode store."),
+    older_than: float = typer.Option(3600.0, "--older-than", min=0.0,
+                                     help="Only leftovers at least this many seconds old."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed; remove nothing."),
+) -> None:
+    """Delete leftovers of interrupted writes (files in tmp/, pending shards). Committed data is never touched."""
+    from armfarm.data import EpisodeStore
+
+    with user_errors():
+        removed = EpisodeStore(store).collect_garbage(older_than_s=older_than, dry_run=dry_run)
+    for name in removed:
+        console.print(f"{'would remove' if dry_run else 'removed'} {name}", highlight=False)
+    console.print(f"{store}: {len(removed)} leftover(s) {'found' if dry_run else 'removed'}")

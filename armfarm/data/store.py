@@ -17,7 +17,8 @@ A write puts each new shard in ``tmp/`` and fsyncs it, registers it as *pending*
 table, renames it into ``shards/`` and fsyncs the directory, then inserts the episode rows and marks
 the shard *committed* in one index transaction. Only indexed episodes exist, so a crash at any
 point leaves whole episodes or nothing; the leftovers of an interrupted write (a file in ``tmp/``, or
-a pending shard) are harmless, and ``check_store`` reports them as warnings. The index serialises
+a pending shard) are harmless, ``check_store`` reports them as warnings, and
+:meth:`EpisodeStore.collect_garbage` deletes those older than an hour. The index serialises
 writers across processes; a snapshot (the list of episode rows at one moment) stays readable
 forever, because shards never change once renamed.
 """
@@ -29,6 +30,7 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -58,6 +60,7 @@ STORE_FORMAT = "armfarm-episode-store"
 STORE_FILE = "store.json"
 SHARDS_DIR = "shards"
 TMP_DIR = "tmp"
+DEFAULT_GARBAGE_AGE_S = 3600.0  # no write takes an hour between staging a shard and committing it
 _SQL_CHUNK = 500  # ids per "IN (...)" query, below SQLite's parameter limit
 
 _SCHEMA_SQL = """
@@ -447,6 +450,16 @@ class EpisodeStore:
                 raced = _stored_ids(con, [r[0] for r in rows])
                 if raced:
                     raise _DuplicateRace(raced)
+                still_pending = sum(
+                    con.execute("SELECT COUNT(*) FROM shards WHERE name = ? AND status = 'pending'", (name,)).fetchone()[0]
+                    for name, *_ in staged
+                )
+                if still_pending != len(staged):  # collect_garbage took this write for abandoned
+                    raise DataError(
+                        "a shard of this write was removed as abandoned before it was committed; nothing "
+                        "was written, retry",
+                        path=self.path,
+                    )
                 con.executemany(
                     f"INSERT INTO episodes ({_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     rows,
@@ -626,6 +639,56 @@ class EpisodeStore:
             "provenance": json.loads(meta["provenance"]),
             **counts,
         }
+
+
+    def collect_garbage(self, older_than_s: float = DEFAULT_GARBAGE_AGE_S, dry_run: bool = False) -> list[str]:
+        """Delete the leftovers of interrupted writes that are older than ``older_than_s`` seconds: files
+        in ``tmp/`` and shards still *pending* (their index row first, then the file). Committed shards
+        are never touched. Returns the removed paths, relative to the store (with ``dry_run``: the
+        paths that would be removed).
+
+        Safe while others write: a write still running after ``older_than_s`` (a paused process) finds
+        its pending row gone when it commits, and fails without acknowledging anything.
+        """
+        now = datetime.now(UTC)
+
+        def stale(when: datetime | None) -> bool:
+            return when is None or (now - when).total_seconds() >= older_than_s
+
+        removed = []
+        tmp_dir = self.path / TMP_DIR
+        for file in sorted(tmp_dir.iterdir()) if tmp_dir.is_dir() else []:
+            try:
+                mtime = datetime.fromtimestamp(file.stat().st_mtime, UTC)
+            except FileNotFoundError:
+                continue
+            if file.is_file() and stale(mtime):
+                if not dry_run:
+                    file.unlink(missing_ok=True)
+                removed.append(f"{TMP_DIR}/{file.name}")
+        for shard in self.shards():
+            if shard.status != "pending" or not stale(_parse_time(shard.created_at)):
+                continue
+            if not dry_run:
+                with self.index.transaction(write=True) as con:
+                    deleted = con.execute(
+                        "DELETE FROM shards WHERE name = ? AND status = 'pending'", (shard.name,)
+                    ).rowcount
+                if not deleted:
+                    continue
+                for directory in (SHARDS_DIR, TMP_DIR):
+                    (self.path / directory / shard.name).unlink(missing_ok=True)
+                fsync_path(self.path / SHARDS_DIR)
+            removed.append(f"{SHARDS_DIR}/{shard.name}")
+        return removed
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
 def _select_records(con: Cursor, **filters: str | None) -> list[EpisodeRecord]:

@@ -217,6 +217,8 @@ class Fleet:
         staging = ChunkStaging(self.store.path / FLEET_DIR / "uploads", config.max_staged_bytes)
         for name in staging.expire(config.staging_ttl_s):
             log.info("removed abandoned chunked upload %s", name)
+        for name in self.store.collect_garbage():
+            log.info("removed leftover of an interrupted write %s", name)
         self.ingest = Ingest(self.registry, staging, config.max_episode_steps)
         self.limiter = RateLimiter(config.rate_limit, config.rate_burst)
 
