@@ -8,7 +8,8 @@ Episode ids are derived from the file's SHA-256, so importing the same file twic
 provenance's ``imports`` list: format, source path, SHA-256, import time and counts.
 
 **D4RL / npz flat arrays.** Keys ``observations``, ``actions``, ``rewards``, ``terminals``,
-``timeouts`` (one row per transition) and optionally ``next_observations``. Episodes end at each
+``timeouts`` (one row per transition) and optionally ``next_observations``; ``timeouts`` may be
+missing (as in D4RL's v0 files) when ``next_observations`` is there. Episodes end at each
 ``terminals | timeouts`` step; a trailing segment with neither is imported as truncated. With
 ``next_observations``, an episode also ends (as truncated) wherever ``next_observations[i]`` differs
 from ``observations[i + 1]``, since a stored episode cannot represent that. Without
@@ -257,7 +258,7 @@ def _episodes_from_flat(
     for key in (*FLAT_KEYS, "next_observations"):
         value = get(key)
         if value is None:
-            if key == "next_observations":
+            if key in ("timeouts", "next_observations"):
                 continue
             raise DataError(
                 "required key is missing",
@@ -277,6 +278,15 @@ def _episodes_from_flat(
     n = len(arrays["observations"])
     if n == 0:
         raise DataError("is empty", path=src, field="observations", hint="the file holds no transitions")
+    if "timeouts" not in arrays:
+        if "next_observations" not in arrays:
+            raise DataError(
+                "required key is missing",
+                path=src,
+                field="timeouts",
+                hint=f"a {fmt} file needs timeouts, or next_observations to find where episodes were cut",
+            )
+        arrays["timeouts"] = np.zeros(n, dtype=bool)  # cuts are found from next_observations below
     for key, value in arrays.items():
         if len(value) != n:
             raise DataError(

@@ -128,6 +128,16 @@ def _set(arrays, key, value):
     return arrays
 
 
+def test_import_without_timeouts_finds_cuts_from_next_observations(tmp_path, suffix):
+    """D4RL's v0 files have no timeouts; next_observations still shows where episodes were cut."""
+    arrays = flat_arrays()
+    src = save(tmp_path / f"v0{suffix}", {k: v for k, v in arrays.items() if k != "timeouts"})
+    report = IMPORTERS[suffix](src, tmp_path / "store")
+    episodes = list(EpisodeStore(report.store_path).iter_episodes())
+    assert [ep.length for ep in episodes] == list(LENGTHS) and report.dropped_transitions == 0
+    assert [bool(ep.truncated[-1]) for ep in episodes] == [False, True, True]
+
+
 def _nan(arrays, key, row, value=np.nan):
     a = arrays[key].astype(np.float64).copy()
     a[row] = value
@@ -141,7 +151,11 @@ BAD_FLAT = {
     "missing actions": (_set(BASE, "actions", None), "actions", "missing"),
     "missing rewards": (_set(BASE, "rewards", None), "rewards", "missing"),
     "missing terminals": (_set(BASE, "terminals", None), "terminals", "missing"),
-    "missing timeouts": (_set(BASE, "timeouts", None), "timeouts", "missing"),
+    "missing timeouts and next": (
+        _set(_set(BASE, "timeouts", None), "next_observations", None),
+        "timeouts",
+        "missing",
+    ),
     "short actions": (_set(BASE, "actions", BASE["actions"][:-1]), "actions", "rows"),
     "long rewards": (_set(BASE, "rewards", np.zeros(N + 1)), "rewards", "rows"),
     "short next": (
