@@ -46,6 +46,7 @@ ALGOS = ("bc", "cql", "iql", "td3bc")
 NAMES = {"bc": "BC", "cql": "CQL", "iql": "IQL", "td3bc": "TD3+BC"}
 EVAL_SEED = 100_000
 BEGIN, END = "<!-- scores:begin -->", "<!-- scores:end -->"
+COMMAND_ENV = "ARMFARM_SCORES_COMMAND"  # the user's command, recorded by the per-library children
 
 # Published D4RL v2 normalised scores (IQL paper, Table 1), for context only: other data.
 PUBLISHED = {
@@ -80,6 +81,9 @@ def parse_args(argv=None):
         "--parallel",
         action="store_true",
         help="run the two libraries at once, each pinned to its own core with one compute thread",
+    )
+    p.add_argument(
+        "--render-only", action="store_true", help="train nothing; write the table from the results file"
     )
     p.add_argument("--no-markdown", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -217,9 +221,20 @@ def _cell(rows: list[dict]) -> dict | None:
     }
 
 
-def table(
-    results: list[dict], datasets: list[str], algos: list[str], steps_of: dict, eval_episodes: int, cores: int
-) -> str:
+def shown(results: list[dict], args, datasets: list[str], steps_of: dict) -> list[dict]:
+    """The results the table shows: this run's datasets, algorithms, budgets, evaluation and cores."""
+    return [
+        r
+        for r in results
+        if r["dataset"] in datasets
+        and r["algo"] in steps_of
+        and r["steps"] == steps_of[r["algo"]]
+        and r["eval_episodes"] == args.eval_episodes
+        and r.get("cores", 2) == run_cores(args)
+    ]
+
+
+def table(rows: list[dict], datasets: list[str], algos: list[str], steps_of: dict) -> str:
     lines = [
         "| dataset | algo | steps | armfarm score | d3rlpy score | armfarm wall s | d3rlpy wall s "
         "| armfarm steps/s | d3rlpy steps/s | seeds | published D4RL (other data) |",
@@ -229,16 +244,7 @@ def table(
         for algo in algos:
             cells = {
                 lib: _cell(
-                    [
-                        r
-                        for r in results
-                        if r["dataset"] == name
-                        and r["algo"] == algo
-                        and r["lib"] == lib
-                        and r["eval_episodes"] == eval_episodes
-                        and r["steps"] == steps_of[algo]
-                        and r.get("cores", 2) == cores
-                    ]
+                    [r for r in rows if r["dataset"] == name and r["algo"] == algo and r["lib"] == lib]
                 )
                 for lib in ("armfarm", "d3rlpy")
             }
@@ -279,6 +285,11 @@ def write_markdown(path: Path, body: str) -> None:
 def report(
     args, results: list[dict], datasets: list[str], algos: list[str], steps_of: dict, command: str
 ) -> str:
+    rows = shown(results, args, datasets, steps_of)
+    run_by = sorted({r["command"] for r in rows if "command" in r} - {command})
+    commands = [f"Command: `{command}`"] + (
+        ["The runs in the table were made by:", *(f"- `{c}`" for c in run_by)] if run_by else []
+    )
     provenance = []
     for name in datasets:
         store = args.stores_dir / name
@@ -313,14 +324,14 @@ def report(
                 if args.parallel
                 else ""
             ),
-            f"Command: `{command}`",
+            *commands,
             f"Score: D4RL-normalised return of the deterministic policy, {args.eval_episodes} evaluation episodes per "
             "seed, mean ± std over training seeds. Wall s: one training run (data loading, network construction or "
             "compilation, all gradient steps; no evaluation). Steps/s: gradient steps / wall s. Seeds: runs finished "
             "(armfarm/d3rlpy). Each library uses its own defaults (d3rlpy: BC batch 100 and lr 1e-3, no observation "
             "scaler anywhere).",
             "",
-            table(results, datasets, algos, steps_of, args.eval_episodes, run_cores(args)),
+            table(rows, datasets, algos, steps_of),
             "",
             "Datasets:",
             *provenance,
@@ -357,7 +368,7 @@ def without_option(argv: list[str], option: str) -> list[str]:
     return out
 
 
-def run_parallel(argv: list[str], libs: list[str]) -> None:
+def run_parallel(argv: list[str], libs: list[str], command: str) -> None:
     """One child per library, each pinned to its own core; both append to the same results file."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < len(libs):
@@ -366,7 +377,7 @@ def run_parallel(argv: list[str], libs: list[str]) -> None:
     children = []
     for cpu, lib in zip(cpus, libs, strict=False):
         cmd = [sys.executable, str(Path(__file__).resolve()), *forwarded, "--libs", lib, "--no-markdown"]
-        env = {**os.environ, **ONE_THREAD_ENV}
+        env = {**os.environ, **ONE_THREAD_ENV, COMMAND_ENV: command}
         children.append(
             subprocess.Popen(cmd, env=env, preexec_fn=lambda cpu=cpu: os.sched_setaffinity(0, {cpu}))
         )
@@ -378,7 +389,9 @@ def run_parallel(argv: list[str], libs: list[str]) -> None:
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    command = "python benchmarks/scores.py " + " ".join(shlex.quote(a) for a in argv)
+    command = os.environ.get(COMMAND_ENV) or "python benchmarks/scores.py " + " ".join(
+        shlex.quote(a) for a in argv
+    )
     datasets = [d for d in args.datasets.split(",") if d]
     algos = [a for a in args.algos.split(",") if a]
     libs = [lib for lib in args.libs.split(",") if lib]
@@ -390,8 +403,10 @@ def main(argv=None) -> int:
         raise SystemExit(f"unknown algos/libs {unknown}")
     args.results.parent.mkdir(parents=True, exist_ok=True)
     stores = {name: ensure_dataset(name, args.stores_dir, args.behavior_dir) for name in datasets}
-    if args.parallel and len(libs) > 1:
-        run_parallel(without_option(argv, "--libs"), libs)
+    if args.render_only:
+        libs = []
+    elif args.parallel and len(libs) > 1:
+        run_parallel(without_option(argv, "--libs"), libs, command)
         libs = []  # every run is in the results file now
     d3rlpy_python = args.d3rlpy_python
     if "d3rlpy" in libs and d3rlpy_python is None:
@@ -427,6 +442,7 @@ def main(argv=None) -> int:
                     row = {
                         **key,
                         "cores": cores,
+                        "command": command,
                         **timing,
                         "eval": evaluate(lib, policy, env_id, args.eval_episodes),
                         "total_s": time.perf_counter() - tick,
