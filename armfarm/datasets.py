@@ -47,6 +47,7 @@ from armfarm.evaluate.scores import D4RL_REFERENCE_RETURNS
 
 MAZE_NOISE = 0.5  # D4RL maze2d --noisy
 SAC_EVAL_EVERY = 5_000
+SAC_CHECKPOINT_EVERY = 10_000  # an interrupted behaviour run resumes from here
 SAC_EVAL_EPISODES = 10
 _FLUSH_TRANSITIONS = 50_000
 
@@ -159,8 +160,9 @@ def behavior_run(
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> tuple[Path, dict]:
     """The SAC run behind ``stage`` (``medium`` or ``expert``) data: reused from ``run_dir`` when a
-    finished run with the same environment, seed, budget, target and config is there, else trained.
-    Returns the run directory and its summary."""
+    finished run with the same environment, seed, budget, target and config is there, resumed from its
+    newest checkpoint when that run was interrupted, else trained. Returns the run directory and its
+    summary."""
     from armfarm.online import DEFAULT_START_STEPS, train_online
 
     target = sac_target_return(env_id, stage)
@@ -169,20 +171,23 @@ def behavior_run(
     run_dir = Path(run_dir)
     overrides = dict(config_overrides or {})
     summary_path, config_path = run_dir / "summary.json", run_dir / "config.json"
-    if summary_path.exists() and config_path.exists():
+    resume = False
+    if config_path.exists():
         config = json.loads(config_path.read_text())
         wanted = {"env": env_id, "seed": seed, "steps": sac_steps, "target_return": target}
         same_config = all(config["config"].get(k) == (list(v) if isinstance(v, tuple) else v)
                           for k, v in overrides.items())
-        if all(config.get(k) == v for k, v in wanted.items()) and same_config:
+        if not (all(config.get(k) == v for k, v in wanted.items()) and same_config):
+            raise FileExistsError(f"{run_dir} holds a different SAC run ({ {k: config.get(k) for k in wanted} }); "
+                                  "pass another behaviour directory")
+        if summary_path.exists():
             return run_dir, json.loads(summary_path.read_text())
-        raise FileExistsError(f"{run_dir} holds a different SAC run ({ {k: config.get(k) for k in wanted} }); "
-                              "pass another behaviour directory")
+        resume = True  # an interrupted run: continue from its newest checkpoint
     progress = (lambda step, _m: on_progress(f"SAC {stage}", step, sac_steps)) if on_progress else None
     summary = train_online("sac", env_id, run_dir, steps=sac_steps, seed=seed, eval_every=SAC_EVAL_EVERY,
-                           start_steps=min(DEFAULT_START_STEPS, sac_steps // 4),
+                           checkpoint_every=SAC_CHECKPOINT_EVERY, start_steps=min(DEFAULT_START_STEPS, sac_steps // 4),
                            eval_episodes=SAC_EVAL_EPISODES, target_return=target, config_overrides=overrides,
-                           on_progress=progress)
+                           resume=resume, on_progress=progress)
     return run_dir, summary
 
 
@@ -333,8 +338,11 @@ def build_dataset(
     transitions = size or recipe.size
     path = Path(store_path)
     if path.exists() and any(path.iterdir()):
-        raise FileExistsError(f"{path} is not empty; a recipe builds a new store")
-    store = EpisodeStore(path, create=True)
+        if not ((path / "store.json").exists() and EpisodeStore(path).num_episodes == 0):
+            raise FileExistsError(f"{path} is not empty; a recipe builds a new store")
+        store = EpisodeStore(path)  # left empty by an interrupted build: build into it
+    else:
+        store = EpisodeStore(path, create=True)
     writer = _Writer(store, on_progress, transitions or sac_steps or recipe.sac_steps)
     behaviors: list[dict] = []
 

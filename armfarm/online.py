@@ -326,12 +326,12 @@ def train_online(
         raise ValueError(f"{algo.name} is an offline algorithm; use `armfarm train {algo.name} STORE --out RUN_DIR`")
     config = algo.config_cls(**coerce_overrides(algo.config_cls, config_overrides or {}))
     run_dir = Path(out_dir)
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+    resume_from = _latest_resumable(run_dir) if resume else None
+    if run_dir.exists() and any(run_dir.iterdir()) and resume_from is None:  # nothing to resume: start over
         if not (run_dir / "config.json").exists():
             raise FileExistsError(f"{run_dir} exists and is not an armfarm run directory; choose another --out")
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    resume_from = _latest_resumable(run_dir) if resume else None
 
     env = make_env(env_id)
     stats = env_stats(env)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from armfarm import datasets
 from armfarm.cli.main import app
 from armfarm.data import EpisodeStore, TransitionDataset
 from armfarm.datasets import RECIPES, build_dataset, get_recipe
@@ -80,6 +81,26 @@ def test_medium_and_medium_replay_share_one_sac_run_and_record_it(tmp_path):
     again = dict(common, behavior_dir=tmp_path / "sac2")
     build_dataset("hopper-medium", tmp_path / "medium2", size=500, **again)
     _assert_same_data(tmp_path / "medium", tmp_path / "medium2")
+
+
+def test_an_interrupted_build_resumes_its_behaviour_run(tmp_path, monkeypatch):
+    """Killed while SAC trains, a rerun of the same command resumes SAC from its last checkpoint (into
+    the store the first attempt left empty) and builds the same data as an uninterrupted build."""
+    monkeypatch.setattr(datasets, "SAC_CHECKPOINT_EVERY", 100)
+    common = dict(seed=0, sac_steps=400, size=500, sac_overrides=TINY_SAC)
+
+    def crash(stage, step, total):
+        if stage.startswith("SAC") and step >= 250:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset("hopper-medium", tmp_path / "a", behavior_dir=tmp_path / "sac", on_progress=crash, **common)
+    assert EpisodeStore(tmp_path / "a").num_episodes == 0
+    build_dataset("hopper-medium", tmp_path / "a", behavior_dir=tmp_path / "sac", **common)
+    summary = json.loads((tmp_path / "sac" / "summary.json").read_text())
+    assert summary["resumed_from"].endswith("step_200") and summary["resumed_exact"] is True
+    build_dataset("hopper-medium", tmp_path / "b", behavior_dir=tmp_path / "sac2", **common)
+    _assert_same_data(tmp_path / "a", tmp_path / "b")
 
 
 def test_build_refuses_a_non_empty_store(tmp_path):
