@@ -9,6 +9,7 @@ from armfarm.cli import data, datasets, fleet
 from armfarm.cli.collect import collect
 from armfarm.cli.demo import demo
 from armfarm.cli.evaluate import evaluate
+from armfarm.cli.plot import plot
 from armfarm.cli.serve import serve
 from armfarm.cli.train import train
 from armfarm.cli.train_online import train_online
@@ -24,6 +25,7 @@ app.command("collect")(collect)
 app.command("train")(train)
 app.command("train-online")(train_online)
 app.command("eval")(evaluate)
+app.command("plot")(plot)
 app.command("demo")(demo)
 app.command("serve")(serve)
 

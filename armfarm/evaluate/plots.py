@@ -56,3 +56,60 @@ def plot_learning_curve(steps, returns, stds, path: Path, title: str, target: fl
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def read_eval_curve(run_dir: str | Path) -> dict:
+    """The evaluations of an ``armfarm train`` or ``train-online`` run directory (its ``eval.csv``):
+    ``label`` (directory name and algorithm), ``steps``, ``mean``, ``std`` and ``normalized`` (None when
+    the environment has no D4RL reference), and ``online`` (steps are environment steps)."""
+    import csv
+    import json
+
+    run_dir = Path(run_dir)
+    path = run_dir / "eval.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} has no eval.csv; train with --env (offline) so that the run is evaluated")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError(f"{path} holds no evaluations yet")
+    config_path = run_dir / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    normalized = [r.get("eval/normalized", "") for r in rows]
+    return {
+        "label": f"{run_dir.name} ({config['algo']})" if "algo" in config else run_dir.name,
+        "steps": [int(r["step"]) for r in rows],
+        "mean": [float(r["eval/return_mean"]) for r in rows],
+        "std": [float(r["eval/return_std"]) for r in rows],
+        "normalized": None if "" in normalized else [float(v) for v in normalized],
+        "online": "env" in config and "store" not in config,
+    }
+
+
+def plot_runs(run_dirs, path: Path, normalized: bool = False, title: str | None = None) -> Path:
+    """Evaluation curves of several runs on one axes (mean ± std band of the return, or the D4RL-normalised
+    score with ``normalized``), e.g. to compare algorithms trained on the same store."""
+    curves = [read_eval_curve(d) for d in run_dirs]
+    if not curves:
+        raise ValueError("no run directories given")
+    if normalized and any(c["normalized"] is None for c in curves):
+        missing = [c["label"] for c in curves if c["normalized"] is None]
+        raise ValueError(f"no normalised scores for {', '.join(missing)} (its environment has no D4RL reference)")
+    if len({c["online"] for c in curves}) > 1:
+        raise ValueError("cannot put online runs (environment steps) and offline runs (gradient steps) on one axis")
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for i, c in enumerate(curves):
+        ys = c["normalized"] if normalized else c["mean"]
+        ax.plot(c["steps"], ys, marker="o", ms=3, color=f"C{i}", label=c["label"])
+        if not normalized:
+            low = [m - s for m, s in zip(c["mean"], c["std"], strict=True)]
+            high = [m + s for m, s in zip(c["mean"], c["std"], strict=True)]
+            ax.fill_between(c["steps"], low, high, color=f"C{i}", alpha=0.15)
+    ax.set_xlabel("environment steps" if curves[0]["online"] else "gradient steps")
+    ax.set_ylabel("D4RL-normalised score" if normalized else "return (mean ± std over episodes)")
+    ax.set_title(title or "evaluation during training")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
