@@ -45,7 +45,6 @@ OUT = HERE / "_out" / "scores"
 ALGOS = ("bc", "cql", "iql", "td3bc")
 NAMES = {"bc": "BC", "cql": "CQL", "iql": "IQL", "td3bc": "TD3+BC"}
 EVAL_SEED = 100_000
-BEGIN, END = "<!-- scores:begin -->", "<!-- scores:end -->"
 COMMAND_ENV = "ARMFARM_SCORES_COMMAND"  # the user's command, recorded by the per-library children
 
 # Published D4RL v2 normalised scores (IQL paper, Table 1), for context only: other data.
@@ -81,6 +80,9 @@ def parse_args(argv=None):
         "--parallel",
         action="store_true",
         help="run the two libraries at once, each pinned to its own core with one compute thread",
+    )
+    p.add_argument(
+        "--section", default="scores", help="the <!-- SECTION:begin/end --> block of --markdown to replace"
     )
     p.add_argument(
         "--render-only", action="store_true", help="train nothing; write the table from the results file"
@@ -271,14 +273,17 @@ def table(rows: list[dict], datasets: list[str], algos: list[str], steps_of: dic
     return "\n".join(lines)
 
 
-def write_markdown(path: Path, body: str) -> None:
-    section = f"{BEGIN}\n{body}\n{END}"
+def write_markdown(path: Path, body: str, section: str = "scores") -> None:
+    """Replace the text between ``<!-- SECTION:begin -->`` and ``<!-- SECTION:end -->`` in ``path``
+    (appending the section when it is not there yet)."""
+    begin, end = f"<!-- {section}:begin -->", f"<!-- {section}:end -->"
+    block = f"{begin}\n{body}\n{end}"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
 
 
@@ -456,14 +461,13 @@ def main(argv=None) -> int:
                         file=sys.stderr,
                     )
                     if not args.no_markdown:
-                        write_markdown(
-                            args.markdown, report(args, results, datasets, algos, steps_of, command)
-                        )
+                        body = report(args, results, datasets, algos, steps_of, command)
+                        write_markdown(args.markdown, body, args.section)
     if args.no_markdown:
         return 0
     results = load_results(args.results)
     body = report(args, results, datasets, algos, steps_of, command)
-    write_markdown(args.markdown, body)
+    write_markdown(args.markdown, body, args.section)
     print(body)
     return 0
 
