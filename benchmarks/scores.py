@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/scores.py [--datasets hopper-medium,hopper-medium-replay]
         [--algos bc,cql,iql,td3bc] [--steps 5000] [--algo-steps cql=1000] [--seeds 0,1,2]
         [--eval-episodes 10] [--libs armfarm,d3rlpy] [--stores-dir runs/datasets] [--markdown BENCHMARKS.md]
+        [--parallel] [--render-only] [--section scores]
 
 For every dataset (built with ``armfarm.datasets.build_dataset`` into ``--stores-dir`` when missing, at the
 recipe's default size, seed 0), algorithm and training seed, both libraries train for the same number of
@@ -19,10 +20,15 @@ library runs its defaults. Reported per cell: the D4RL-normalised score (mean ±
 time of one training run (data loading, network construction/compilation and all gradient steps, no
 evaluation) and gradient steps per second over that wall time.
 
-Every finished run is appended to ``benchmarks/_out/scores/results.jsonl`` at once and skipped when the
-script runs again with the same settings, so an interrupted scoreboard resumes where it stopped. The
-markdown table (with the machine, the exact command and the published D4RL numbers for context) replaces
-the ``scores`` section of ``--markdown``.
+With ``--parallel`` the two libraries run at the same time, each in a child process pinned to its own core
+with one compute thread, so that a 2-core machine does the scoreboard in about half the time and each wall
+time is that of one core.
+
+Every finished run is appended to ``benchmarks/_out/scores/results.jsonl`` at once (with the command that
+made it) and skipped when the script runs again with the same settings, so an interrupted scoreboard resumes
+where it stopped. The markdown table (with the machine, the commands and the published D4RL numbers for
+context) replaces the ``--section`` block (default ``scores``) of ``--markdown``; ``--render-only`` writes
+it from the results file without training anything.
 """
 
 from __future__ import annotations
