@@ -51,6 +51,7 @@ OUT = HERE / "_out" / "scores"
 ALGOS = ("bc", "cql", "iql", "td3bc")
 NAMES = {"bc": "BC", "cql": "CQL", "iql": "IQL", "td3bc": "TD3+BC"}
 EVAL_SEED = 100_000
+HEADING = "## Scoreboard: armfarm vs d3rlpy 2.8.1 on locally built D4RL-style datasets"
 COMMAND_ENV = "ARMFARM_SCORES_COMMAND"  # the user's command, recorded by the per-library children
 
 # Published D4RL v2 normalised scores (IQL paper, Table 1), for context only: other data.
@@ -93,6 +94,7 @@ def parse_args(argv=None):
     p.add_argument(
         "--render-only", action="store_true", help="train nothing; write the table from the results file"
     )
+    p.add_argument("--heading", default=HEADING, help="the table's heading line ('' for none)")
     p.add_argument("--no-markdown", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -320,10 +322,10 @@ def report(
                     else ""
                 )
             )
+    heading = [args.heading, ""] if args.heading else []
     return "\n".join(
         [
-            "## Scoreboard: armfarm vs d3rlpy 2.8.1 on locally built D4RL-style datasets",
-            "",
+            *heading,
             "**These datasets are D4RL-style, built by `armfarm datasets build`, not D4RL's own data** (Gymnasium v5",
             "environments, our own SAC behaviour policy, smaller sizes). The published D4RL column is context only:",
             "it comes from other data and 1M gradient steps.",
