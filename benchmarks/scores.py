@@ -232,11 +232,12 @@ def _cell(rows: list[dict]) -> dict | None:
 
 
 def shown(results: list[dict], args, datasets: list[str], steps_of: dict) -> list[dict]:
-    """The results the table shows: this run's datasets, algorithms, budgets, evaluation and cores."""
+    """The results the table shows: this run's datasets, algorithms, budgets, seeds, evaluation and cores."""
     return [
         r
         for r in results
         if r["dataset"] in datasets
+        and r["seed"] in {int(x) for x in args.seeds.split(",") if x}
         and r["algo"] in steps_of
         and r["steps"] == steps_of[r["algo"]]
         and r["eval_episodes"] == args.eval_episodes
