@@ -7,12 +7,12 @@ import json
 import gymnasium as gym
 import numpy as np
 import pytest
+from reach_env import ReachEnv
 from typer.testing import CliRunner
 
 from armfarm.cli.main import app
 from armfarm.online import train_online
 from armfarm.policy import NumpyPolicy
-from tests.online.test_sac_online import ReachEnv
 
 KW = dict(steps=400, start_steps=100, updates_per_call=20, eval_every=200, eval_episodes=2,
           checkpoint_every=120, config_overrides={"hidden": (16,), "batch_size": 32})
