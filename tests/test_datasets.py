@@ -83,6 +83,32 @@ def test_medium_and_medium_replay_share_one_sac_run_and_record_it(tmp_path):
     _assert_same_data(tmp_path / "medium", tmp_path / "medium2")
 
 
+def test_medium_expert_mixes_samples_of_both_sac_runs(tmp_path):
+    """medium-expert: half its transitions from the medium run's policy, half from the expert run's, each
+    run recorded with its stage (tiny budgets here; the expert run stops at its budget, not its target)."""
+    summary = build_dataset("walker2d-medium-expert", tmp_path / "me", size=600, seed=0, sac_steps=300,
+                            behavior_dir=tmp_path / "sac", sac_overrides=TINY_SAC)
+    assert summary["transitions"] == 600
+    stages = {b["stage"]: b for b in summary["behavior"]}
+    assert set(stages) == {"medium", "expert"}
+    assert stages["expert"]["target_return"] == pytest.approx(3 * stages["medium"]["target_return"])
+    assert stages["medium"]["run_dir"] != stages["expert"]["run_dir"]
+    store = EpisodeStore(tmp_path / "me")
+    steps_by_policy = {}
+    for rec in store.records():
+        steps_by_policy[rec.policy_id.split("@")[0]] = steps_by_policy.get(rec.policy_id.split("@")[0], 0) + rec.length
+    assert steps_by_policy == {"sac-medium": 300, "sac-expert": 300}
+    assert {rec.env_id for rec in store.records()} == {"Walker2d-v5"}
+
+
+@pytest.mark.parametrize("name", ["halfcheetah-random", "walker2d-random"])
+def test_random_recipes_of_the_other_locomotion_tasks(tmp_path, name):
+    summary = build_dataset(name, tmp_path / "s", size=300, seed=0)
+    info = EpisodeStore(tmp_path / "s").info()
+    assert summary["transitions"] == info["transitions"] == 300
+    assert info["spaces"] is not None and set(info["envs"]) == {get_recipe(name).env_id}
+
+
 def test_an_interrupted_build_resumes_its_behaviour_run(tmp_path, monkeypatch):
     """Killed while SAC trains, a rerun of the same command resumes SAC from its last checkpoint (into
     the store the first attempt left empty) and builds the same data as an uninterrupted build."""
