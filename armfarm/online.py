@@ -348,7 +348,7 @@ def train_online(
             step = grad_steps = episodes = 0
             train_seconds = act_seconds = 0.0
             episode_returns: list[float] = []
-            exact = None
+            exact, reached = None, False
             (run_dir / "config.json").write_text(json.dumps({
                 "algo": algo.name, "config": dataclasses.asdict(config), "env": env_id, "seed": seed,
                 "steps": steps, "start_steps": start_steps, "updates_per_call": updates_per_call,
@@ -370,13 +370,15 @@ def train_online(
             train_seconds, act_seconds = extra["train_seconds"], extra["act_seconds"]
             episode_returns = list(extra["episode_returns"])
             started -= extra["wall_s"]
+            # a run that stopped at its target stays stopped when resumed with a target
+            reached = target_return is not None and extra.get("reached_target", False)
             episode = _Episode(env, buffer)
             obs, exact = episode.restore(extra["episode"], np.asarray(extra["obs"], np.float32),
                                          fallback_seed=int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
             log.drop_after(step)
         train_fn = make_train_fn(algo, config)
         actor = GaussianActor.from_state(config, state)
-        last_eval, reached = None, False
+        last_eval = None
 
         def export():
             return algo.export_policy(config, state)
@@ -396,7 +398,7 @@ def train_online(
                 "env_steps": at_step, "env_id": env_id, "grad_steps": grad_steps, "episodes": episodes,
                 "episode_returns": episode_returns[-10:], "rng_state": rng.bit_generator.state,
                 "episode": episode.to_json(), "obs": obs.tolist(), "train_seconds": train_seconds,
-                "act_seconds": act_seconds, "wall_s": time.perf_counter() - started,
+                "act_seconds": act_seconds, "wall_s": time.perf_counter() - started, "reached_target": reached,
             })
             for older in (run_dir / "checkpoints").glob(f"step_*/{REPLAY_FILE}"):
                 if older.parent != directory:
@@ -440,7 +442,7 @@ def train_online(
             if step % eval_every < k or step == steps:
                 last_eval = evaluate(step)
                 reached = target_return is not None and last_eval.return_mean >= target_return
-        if not (run_dir / "checkpoints" / f"step_{step}" / REPLAY_FILE).exists():
+        if reached or not (run_dir / "checkpoints" / f"step_{step}" / REPLAY_FILE).exists():
             checkpoint(step)
         export().save(run_dir / "policy.npz")
         buffer.save(run_dir / REPLAY_FILE)

@@ -129,3 +129,12 @@ def test_cli_train_online_resume(tmp_path):
     assert result.exit_code == 0, result.output
     assert "resumed from" in result.output
     assert json.loads((run / "summary.json").read_text())["env_steps"] == 400
+
+
+def test_a_run_that_reached_its_target_stays_stopped_when_resumed(tmp_path):
+    run = tmp_path / "run"
+    kw = {**KW, "eval_every": 100, "target_return": -1e9}  # reached at the first evaluation
+    first = train_online("sac", "ArmfarmTestReach-v0", run, **kw)
+    assert first["reached_target"] and first["env_steps"] == 100
+    again = train_online("sac", "ArmfarmTestReach-v0", run, resume=True, **kw)
+    assert again["reached_target"] and again["env_steps"] == 100 and again["resumed_from"].endswith("step_100")
