@@ -31,7 +31,7 @@ import jax
 import numpy as np
 
 from armfarm import __version__
-from armfarm.algos.common import DatasetStats, load_checkpoint, make_train_fn, save_checkpoint
+from armfarm.algos.common import DatasetStats, load_checkpoint, make_train_fn, run_train_call, save_checkpoint
 from armfarm.algos.registry import get_algorithm
 from armfarm.durable import write_atomic
 from armfarm.envs.registry import make_env
@@ -425,13 +425,9 @@ def train_online(
             act_seconds += time.perf_counter() - tick
             if step > start_steps and buffer.size >= config.batch_size:
                 batches = buffer.sample_stacked(rng, k, config.batch_size)
-                tick = time.perf_counter()
-                state, metrics = train_fn(state, batches)
-                metrics = {key: float(value) for key, value in metrics.items()}
-                train_seconds += time.perf_counter() - tick
+                state, metrics, seconds = run_train_call(train_fn, state, batches, step)
+                train_seconds += seconds
                 grad_steps += k
-                if not all(np.isfinite(v) for v in metrics.values()):
-                    raise FloatingPointError(f"non-finite training metrics at step {step}: {metrics}")
                 actor = GaussianActor.from_state(config, state)
                 metrics["episode_return"] = float(np.mean(episode_returns[-10:])) if episode_returns else 0.0
                 log.train(step, time.perf_counter() - started, metrics)

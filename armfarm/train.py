@@ -29,7 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from armfarm import __version__
-from armfarm.algos.common import DatasetStats, load_checkpoint, make_train_fn, save_checkpoint
+from armfarm.algos.common import (
+    DatasetStats,
+    load_checkpoint,
+    make_train_fn,
+    run_train_call,
+    save_checkpoint,
+)
 from armfarm.algos.registry import get_algorithm
 from armfarm.data import EpisodeStore, TransitionDataset
 from armfarm.durable import write_atomic
@@ -206,14 +212,10 @@ def train(
         while step < steps:
             k = min(steps_per_call, steps - step)
             batches = data.sample_stacked(sampler, k, config.batch_size)
-            tick = time.perf_counter()
-            state, metrics = train_fn(state, batches)
-            metrics = {key: float(value) for key, value in metrics.items()}
-            train_seconds += time.perf_counter() - tick
+            state, metrics, seconds = run_train_call(train_fn, state, batches, step + k)
+            train_seconds += seconds
             step += k
             trained += k
-            if not all(np.isfinite(v) for v in metrics.values()):
-                raise FloatingPointError(f"non-finite training metrics at step {step}: {metrics}")
             log.train(step, time.perf_counter() - started, metrics)
             if on_progress is not None:
                 on_progress(step, metrics)

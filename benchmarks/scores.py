@@ -46,6 +46,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from _cpumeter import cpu_model  # noqa: E402
+
 ROOT = HERE.parent
 OUT = HERE / "_out" / "scores"
 ALGOS = ("bc", "cql", "iql", "td3bc")
@@ -100,14 +103,7 @@ def parse_args(argv=None):
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     import jax
 
@@ -233,11 +229,12 @@ def _cell(rows: list[dict]) -> dict | None:
 
 def shown(results: list[dict], args, datasets: list[str], steps_of: dict) -> list[dict]:
     """The results the table shows: this run's datasets, algorithms, budgets, seeds, evaluation and cores."""
+    seeds = {int(x) for x in args.seeds.split(",") if x}
     return [
         r
         for r in results
         if r["dataset"] in datasets
-        and r["seed"] in {int(x) for x in args.seeds.split(",") if x}
+        and r["seed"] in seeds
         and r["algo"] in steps_of
         and r["steps"] == steps_of[r["algo"]]
         and r["eval_episodes"] == args.eval_episodes

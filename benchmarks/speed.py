@@ -45,7 +45,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _cpumeter import CpuMeter, clean_repeats, cores, wait_for_quiet  # noqa: E402
+from _cpumeter import CpuMeter, clean_repeats, cores, cpu_model, wait_for_quiet  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -118,14 +118,6 @@ def parse_args(argv=None):
 
 
 def machine_info() -> dict:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        cpu = platform.processor() or "unknown"
     mem_gib = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -138,7 +130,7 @@ def machine_info() -> dict:
     except AttributeError:
         usable = os.cpu_count()
     return {
-        "cpu_model": cpu,
+        "cpu_model": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": usable,
         "memory_gib": mem_gib,

@@ -37,6 +37,7 @@ import datetime
 import functools
 import json
 import os
+import time
 import typing
 import uuid
 import warnings
@@ -455,6 +456,19 @@ def make_train_fn(algo: Any, config: Any, *, donate: bool = False) -> Callable:
     train_fn.algo = algo  # type: ignore[attr-defined]
     train_fn.config = config  # type: ignore[attr-defined]
     return train_fn
+
+
+def run_train_call(train_fn: Callable, state: AgentState, batches: Mapping[str, Any],
+                   step: int) -> tuple[AgentState, dict[str, float], float]:
+    """One fused call of ``train_fn``: the new state, its metrics as floats and the seconds it took.
+    Raises ``FloatingPointError`` naming ``step`` (where the call ends) when a metric is not finite."""
+    tick = time.perf_counter()
+    state, metrics = train_fn(state, batches)
+    metrics = {key: float(value) for key, value in metrics.items()}
+    seconds = time.perf_counter() - tick
+    if not all(np.isfinite(v) for v in metrics.values()):
+        raise FloatingPointError(f"non-finite training metrics at step {step}: {metrics}")
+    return state, metrics, seconds
 
 
 # ============================================================================ checkpoints
