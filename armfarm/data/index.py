@@ -27,6 +27,7 @@ import os
 import re
 import sqlite3
 import threading
+import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -235,10 +236,33 @@ class SqliteIndex(Index):
     def create(self, ddl: str) -> None:
         con = self._connect()
         try:
-            con.execute("PRAGMA journal_mode=WAL")
+            self._enable_wal(con)
         finally:
             con.close()
         self.ensure_tables(ddl)
+
+    def _enable_wal(self, con: sqlite3.Connection) -> None:
+        """Switch the file to WAL mode, waiting out concurrent creators.
+
+        Changing the journal mode needs an exclusive lock, and SQLite may report "database is
+        locked" at once, without consulting the busy timeout, while another creator of the same
+        store is mid-transaction; so this retries with backoff until ``BUSY_TIMEOUT_S``.
+        """
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        delay = 0.001
+        while True:
+            try:
+                (mode,) = con.execute("PRAGMA journal_mode=WAL").fetchone()
+            except sqlite3.OperationalError as e:
+                if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() > deadline:
+                    raise self._error(e) from e
+            else:
+                if str(mode).lower() == "wal":
+                    return
+                if time.monotonic() > deadline:
+                    raise self._error(RuntimeError(f"cannot switch the index to WAL mode (it stays {mode!r})"))
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     def drop(self) -> None:
         """Nothing to remove: concurrent creators of a store share its one SQLite file."""

@@ -34,6 +34,16 @@ def write_many(store_path: str, worker: int, count: int, index_url: str) -> None
         )
 
 
+def create_in_step(root: str, worker: int, count: int, barrier, failures) -> None:
+    """Create stores ``root/0`` .. ``root/count-1`` together with the other workers, one at a time."""
+    for i in range(count):
+        barrier.wait()
+        try:
+            EpisodeStore(f"{root}/{i}", create=True)
+        except Exception as e:  # noqa: BLE001 - reported to the test, which prints it
+            failures.put(f"worker {worker}, store {i}: {e!r}")
+
+
 def write_shared(store_path: str, worker: int, ids: list[str]) -> None:
     """Write the same ids as other workers, in a worker-specific order, skipping duplicates."""
     rng = np.random.default_rng(worker)

@@ -44,6 +44,26 @@ def test_four_processes_write_concurrently(tmp_path, index_url):
     assert report.episodes == 100 and snapshots > 0
 
 
+def test_processes_creating_one_store_at_once_all_open_it(tmp_path):
+    """Creators that start together all succeed (SQLite may refuse a journal-mode change at once)."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier, failures, count = ctx.Barrier(6), ctx.Queue(), 40
+    workers = [
+        ctx.Process(target=store_workers.create_in_step, args=(str(tmp_path), w, count, barrier, failures))
+        for w in range(6)
+    ]
+    for p in workers:
+        p.start()
+    for p in workers:
+        p.join()
+    assert [p.exitcode for p in workers] == [0] * 6
+    errors = []
+    while not failures.empty():
+        errors.append(failures.get())
+    assert errors == []
+    assert all(check_store(tmp_path / str(i)).ok for i in range(count))
+
+
 def test_concurrent_skip_writes_store_each_id_once(tmp_path, index_url):
     path = str(tmp_path / "store")
     EpisodeStore(path, create=True, index_url=index_url)
