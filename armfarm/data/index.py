@@ -22,6 +22,7 @@ the WAL, an fsync-heavy copy, after every transaction. A forked child starts wit
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import re
@@ -379,7 +380,21 @@ def _forget_pools_after_fork() -> None:
     _POOLS_LOCK = threading.Lock()  # another thread of the parent may have held it while forking
 
 
+def _close_pools() -> None:
+    """Close this process's idle connections at exit (a PostgreSQL session then ends cleanly)."""
+    with _POOLS_LOCK:
+        pools = list(_POOLS.values())
+        _POOLS.clear()
+    for idle in pools:
+        for con in idle:
+            try:
+                con.close()
+            except Exception:  # noqa: BLE001 - the process is exiting; nothing to report to
+                pass
+
+
 os.register_at_fork(after_in_child=_forget_pools_after_fork)
+atexit.register(_close_pools)
 
 
 def open_index(store_path: Path, location: IndexLocation, store_id: str, url: str | None = None) -> Index:
