@@ -333,10 +333,16 @@ def build_dataset(
     started = time.perf_counter()
     if size is not None and size < 1:
         raise ValueError(f"size must be >= 1, got {size}")
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    if sac_steps is not None and sac_steps < 1:
+        raise ValueError(f"sac_steps must be >= 1, got {sac_steps}")
     if recipe.kind == "medium-replay" and size is not None:
         sac_steps = size
     transitions = size or recipe.size
     path = Path(store_path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"{path} exists and is not a directory; a recipe builds a new store")
     if path.exists() and any(path.iterdir()):
         if not ((path / "store.json").exists() and EpisodeStore(path).num_episodes == 0):
             raise FileExistsError(f"{path} is not empty; a recipe builds a new store")

@@ -135,6 +135,20 @@ def test_build_refuses_a_non_empty_store(tmp_path):
         build_dataset("hopper-random", tmp_path / "s", size=50)
 
 
+def test_build_rejects_bad_arguments_before_creating_anything(tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("not a store")
+    with pytest.raises(NotADirectoryError, match="not a directory"):
+        build_dataset("hopper-random", a_file, size=50)
+    with pytest.raises(ValueError, match="seed must be >= 0"):
+        build_dataset("hopper-random", tmp_path / "s", size=50, seed=-1)
+    with pytest.raises(ValueError, match="sac_steps must be >= 1"):
+        build_dataset("hopper-medium", tmp_path / "s", sac_steps=0)
+    assert a_file.read_text() == "not a store" and not (tmp_path / "s").exists()
+    result = runner.invoke(app, ["datasets", "build", "hopper-random", str(a_file)])
+    assert result.exit_code == 2 and "not a directory" in result.output
+
+
 def test_cli_lists_and_builds_datasets_and_info_shows_provenance(tmp_path):
     result = runner.invoke(app, ["datasets", "list", "--json"])
     assert result.exit_code == 0, result.output

@@ -19,7 +19,7 @@ def collect(
     episodes: int = typer.Option(..., "--episodes", min=1, help="Number of episodes to collect."),
     workers: int = typer.Option(1, "--workers", min=1, help="Collector processes."),
     noise: float = typer.Option(0.0, "--noise", min=0.0, help="Std of Gaussian noise added to actions."),
-    seed: int = typer.Option(0, "--seed", help="Episode i is reset with seed + i."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Episode i is reset with seed + i."),
     good_fraction: float = typer.Option(0.5, "--good-fraction", min=0.0, max=1.0,
                                         help="maze-mixed only: share of episodes that head for the real goal."),
 ) -> None:

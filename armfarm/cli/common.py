@@ -21,7 +21,10 @@ from rich.progress import (
 console = Console(stderr=True)
 
 # Errors a user can fix: shown as one clear line instead of a traceback.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, KeyError, RuntimeError, FloatingPointError)
+USER_ERRORS = (
+    ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError, PermissionError,
+    KeyError, RuntimeError, FloatingPointError,
+)
 
 
 def progress_bar() -> Progress:

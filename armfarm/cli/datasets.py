@@ -38,7 +38,7 @@ def build(
     store: Path = typer.Argument(..., help="New episode store to build into."),
     steps: int = typer.Option(None, "--steps", min=1,
                               help="Transitions in the dataset (medium-replay: the SAC step budget)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the behaviour policy, the environment and the noise."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the behaviour policy, the environment and the noise."),
     sac_steps: int = typer.Option(None, "--sac-steps", min=1, help="Environment-step budget of the SAC behaviour run."),
     behavior_dir: Path = typer.Option(None, "--behavior-dir",
                                       help="SAC behaviour run directory to reuse or create (default: a cache dir)."),

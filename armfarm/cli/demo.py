@@ -12,7 +12,7 @@ from armfarm.cli.common import console, progress_bar, user_errors
 
 def demo(
     out: Path = typer.Option(Path("demo_out"), "--out", help="Directory for the store, runs, plot and summary."),
-    seed: int = typer.Option(0, "--seed", help="Seed for collection and training."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for collection and training."),
 ) -> None:
     """Show offline RL beating both its data and behaviour cloning (needs no network)."""
     from armfarm.demo import DemoConfig, run_demo

@@ -13,7 +13,7 @@ def evaluate(
     run_dir: Path = typer.Argument(..., help="Run directory, checkpoint directory or policy.npz."),
     env_id: str = typer.Option(..., "--env", help="Gymnasium environment id."),
     episodes: int = typer.Option(10, "--episodes", min=1, help="Evaluation episodes."),
-    seed: int = typer.Option(10_000, "--seed", help="Episode i is reset with seed + i."),
+    seed: int = typer.Option(10_000, "--seed", min=0, help="Episode i is reset with seed + i."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Mean and std return of the policy in RUN_DIR, with the D4RL-normalised score where defined."""

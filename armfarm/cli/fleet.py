@@ -65,7 +65,7 @@ def robot(
     episodes: int = typer.Option(None, "--episodes", min=1, help="Episodes to record (default: until interrupted)."),
     behavior: str = typer.Option("random", "--default-behavior", help="What to run before a policy is published."),
     noise: float = typer.Option(0.0, "--noise", min=0.0, help="Std of Gaussian noise added to actions."),
-    seed: int = typer.Option(0, "--seed", help="Episode i is reset with seed + i."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Episode i is reset with seed + i."),
     drain_timeout: float = typer.Option(600.0, "--drain-timeout", help="Seconds to wait for the last acks."),
 ) -> None:
     """Run one robot: act in ENV, record episodes, upload them, follow published policies."""
@@ -99,7 +99,7 @@ def sim(
     ack_log: Path = typer.Option(None, "--ack-log", help="Append every acknowledged episode here, one JSON line each."),
     spool: Path = typer.Option(None, "--spool", help="Keep robot spools here (default: a temporary directory)."),
     prefix: str = typer.Option("sim", "--prefix", help="Robots are named PREFIX-0 .. PREFIX-(N-1)."),
-    seed: int = typer.Option(0, "--seed", help="Base seed of the robots' episodes."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Base seed of the robots' episodes."),
     max_steps: int = typer.Option(None, "--max-steps", min=1, help="Cut episodes after this many steps."),
     noise: float = typer.Option(0.0, "--noise", min=0.0, help="Std of Gaussian noise added to actions."),
     drain_timeout: float = typer.Option(600.0, "--drain-timeout", help="Seconds each robot waits for its last acks."),

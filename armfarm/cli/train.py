@@ -25,7 +25,7 @@ def train(
     store: Path = typer.Argument(..., help="Episode store to learn from."),
     out: Path = typer.Option(..., "--out", help="Run directory (config, metrics.csv, tb/, checkpoints/, summary.json)."),
     steps: int = typer.Option(DEFAULT_STEPS, "--steps", min=1, help="Gradient steps."),
-    seed: int = typer.Option(0, "--seed", help="Seed for initialisation and batch sampling."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for initialisation and batch sampling."),
     env_id: str = typer.Option(None, "--env", help="Evaluate in this Gymnasium env during and after training."),
     eval_episodes: int = typer.Option(10, "--eval-episodes", min=1, help="Episodes per evaluation."),
     eval_every: int = typer.Option(None, "--eval-every", min=1, help="Gradient steps between evaluations."),

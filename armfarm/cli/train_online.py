@@ -16,7 +16,7 @@ def train_online(
     env_id: str = typer.Argument(..., help="Gymnasium environment id, e.g. Hopper-v5."),
     out: Path = typer.Option(..., "--out", help="Run directory (config, metrics.csv, eval.csv, checkpoints/, replay.npz)."),
     steps: int = typer.Option(DEFAULT_STEPS, "--steps", min=1, help="Environment steps (one gradient step each)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for the environment, exploration and initialisation."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed for the environment, exploration and initialisation."),
     start_steps: int = typer.Option(DEFAULT_START_STEPS, "--start-steps", min=0,
                                     help="Initial uniform-random steps before learning starts."),
     updates_per_call: int = typer.Option(DEFAULT_UPDATES_PER_CALL, "--updates-per-call", min=1,
