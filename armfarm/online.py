@@ -423,16 +423,19 @@ def train_online(
                     next_obs = episode.reset()
                 obs = next_obs
             act_seconds += time.perf_counter() - tick
-            if step > start_steps and buffer.size >= config.batch_size:
+            metrics = {}
+            learning = step > start_steps and buffer.size >= config.batch_size
+            if learning:
                 batches = buffer.sample_stacked(rng, k, config.batch_size)
                 state, metrics, seconds = run_train_call(train_fn, state, batches, step)
                 train_seconds += seconds
                 grad_steps += k
                 actor = GaussianActor.from_state(config, state)
-                metrics["episode_return"] = float(np.mean(episode_returns[-10:])) if episode_returns else 0.0
+            metrics["episode_return"] = float(np.mean(episode_returns[-10:])) if episode_returns else 0.0
+            if learning:
                 log.train(step, time.perf_counter() - started, metrics)
-                if on_progress is not None:
-                    on_progress(step, metrics)
+            if on_progress is not None:  # also during the random start steps
+                on_progress(step, metrics)
             if step % checkpoint_every < k and step > 0:
                 checkpoint(step)
             if step % eval_every < k or step == steps:

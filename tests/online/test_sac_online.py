@@ -35,8 +35,12 @@ def test_sac_learns_to_reach(tmp_path):
 def test_online_training_is_deterministic(tmp_path):
     kwargs = dict(steps=300, start_steps=100, updates_per_call=20, eval_every=300, eval_episodes=1,
                   config_overrides={"hidden": (16,), "batch_size": 32})
+    reported = []
     for name in ("a", "b"):
-        train_online("sac", "ArmfarmTestReach-v0", tmp_path / name, seed=3, **kwargs)
+        train_online("sac", "ArmfarmTestReach-v0", tmp_path / name, seed=3, **kwargs,
+                     on_progress=lambda step, m: reported.append((step, "critic_loss" in m)))
+    # progress comes every call, from the first random steps on; learning metrics once learning starts
+    assert reported[:15] == [(step, step > 100) for step in range(20, 301, 20)]
     a, b = (NumpyPolicy.load(tmp_path / n / "policy.npz") for n in ("a", "b"))
     assert all(np.array_equal(x, y) for x, y in zip(a.weights, b.weights, strict=True))
     ra, rb = (np.load(tmp_path / n / "replay.npz") for n in ("a", "b"))
