@@ -36,7 +36,7 @@ def make_env(env_id: str, **kwargs) -> gym.Env:
         return gym.make(env_id, **kwargs)
     except gym.error.Error as exc:
         raise ValueError(
-            f"unknown environment id {env_id!r}: {exc}. Try e.g. Hopper-v5, HalfCheetah-v5, "
+            f"unknown environment id {env_id!r}: {str(exc).rstrip('.')}. Try e.g. Hopper-v5, HalfCheetah-v5, "
             "Walker2d-v5 or PointMaze_UMazeDense-v3."
         ) from exc
 
