@@ -24,7 +24,7 @@ import numpy as np
 from armfarm.collect import collect
 from armfarm.data import EpisodeStore, TransitionDataset
 from armfarm.envs.behavior import BehaviorSpec
-from armfarm.evaluate.plots import plot_demo
+from armfarm.evaluate.plots import plot_demo, read_eval_curve
 from armfarm.train import train
 
 
@@ -74,12 +74,13 @@ def run_demo(
         log(f"training {algo} for {steps} gradient steps ...")
         summary = train(
             algo, store_path, out / f"run_{algo}", steps=steps, seed=config.seed, env_id=config.env_id,
-            eval_episodes=config.eval_episodes, dataset=dataset,
+            eval_episodes=config.eval_episodes, dataset=dataset, overwrite=True,
             on_progress=(lambda s, _m, a=algo, n=steps: on_train_progress(a, s, n)) if on_train_progress else None,
         )
         results[algo] = {"return_mean": summary["eval"]["return_mean"], "return_std": summary["eval"]["return_std"],
                          "grad_steps_per_s": summary["grad_steps_per_s"]}
-        curves[algo] = _read_eval_curve(out / f"run_{algo}" / "eval.csv")
+        curve = read_eval_curve(out / f"run_{algo}")
+        curves[algo] = (curve["steps"], curve["mean"])
 
     plot_demo(results, curves, out / "demo.png", title=f"{config.env_id}: offline RL vs its data and BC")
     summary = {**results, "env_id": config.env_id, "offline_algo": config.offline_algo,
@@ -88,8 +89,3 @@ def run_demo(
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 
-
-def _read_eval_curve(path: Path) -> tuple[list[int], list[float]]:
-    rows = np.genfromtxt(path, delimiter=",", names=True, dtype=float, ndmin=1)
-    names = rows.dtype.names
-    return [int(s) for s in rows[names[0]]], [float(r) for r in rows[names[1]]]

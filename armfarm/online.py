@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import time
 import warnings
 from collections.abc import Callable
@@ -31,12 +30,19 @@ import jax
 import numpy as np
 
 from armfarm import __version__
-from armfarm.algos.common import DatasetStats, load_checkpoint, make_train_fn, run_train_call, save_checkpoint
+from armfarm.algos.common import (
+    DatasetStats,
+    latest_checkpoint,
+    load_checkpoint,
+    make_train_fn,
+    run_train_call,
+    save_checkpoint,
+)
 from armfarm.algos.registry import get_algorithm
 from armfarm.durable import write_atomic
 from armfarm.envs.registry import make_env
 from armfarm.evaluate.rollouts import EvalResult, evaluate_policy
-from armfarm.train import MetricsLog, coerce_overrides
+from armfarm.train import MetricsLog, coerce_overrides, prepare_run_dir
 
 DEFAULT_STEPS = 1_000_000
 DEFAULT_START_STEPS = 5_000
@@ -225,15 +231,6 @@ def _flat(obs) -> np.ndarray:
     return np.asarray(obs, np.float32).reshape(-1)
 
 
-def _latest_resumable(run_dir: Path) -> Path | None:
-    """The newest checkpoint that is complete (``meta.json`` written last) and holds the replay buffer."""
-    found = [p for p in (run_dir / "checkpoints").glob("step_*") if p.name.split("_")[1].isdigit()]
-    for directory in sorted(found, key=lambda p: int(p.name.split("_")[1]), reverse=True):
-        if (directory / "meta.json").is_file() and (directory / REPLAY_FILE).is_file():
-            return directory
-    return None
-
-
 class _Episode:
     """Where the running episode began, enough to rebuild it on resume: the environment's RNG state
     just before its ``reset()`` (or the seed of the first reset) and the buffer position of its first
@@ -301,6 +298,7 @@ def train_online(
     target_return: float | None = None,
     config_overrides: dict | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     on_progress: Callable[[int, dict], None] | None = None,
     on_eval: Callable[[int, EvalResult], None] | None = None,
 ) -> dict:
@@ -316,7 +314,9 @@ def train_online(
     began (only the newest checkpoint keeps its buffer, to bound disk use). With ``resume=True`` the run
     continues from the newest checkpoint in ``out_dir``: the environment is put back by replaying the
     running episode, so on a deterministic simulator the resumed run is bit-for-bit the uninterrupted
-    one (``summary["resumed_exact"]``). ``steps`` may be raised to extend a finished run.
+    one (``summary["resumed_exact"]``). ``steps`` may be raised to extend a finished run. Without a
+    checkpoint to resume from, the run starts afresh; a run already in ``out_dir`` is otherwise an
+    error, unless ``overwrite=True`` replaces it.
     """
     started = time.perf_counter()
     if steps < 1 or updates_per_call < 1 or start_steps < 0:
@@ -326,12 +326,8 @@ def train_online(
         raise ValueError(f"{algo.name} is an offline algorithm; use `armfarm train {algo.name} STORE --out RUN_DIR`")
     config = algo.config_cls(**coerce_overrides(algo.config_cls, config_overrides or {}))
     run_dir = Path(out_dir)
-    resume_from = _latest_resumable(run_dir) if resume else None
-    if run_dir.exists() and any(run_dir.iterdir()) and resume_from is None:  # nothing to resume: start over
-        if not (run_dir / "config.json").exists():
-            raise FileExistsError(f"{run_dir} exists and is not an armfarm run directory; choose another --out")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    resume_from = latest_checkpoint(run_dir, (REPLAY_FILE,)) if resume else None
+    prepare_run_dir(run_dir, resume_from is not None, overwrite or resume)
 
     env = make_env(env_id)
     stats = env_stats(env)

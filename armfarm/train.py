@@ -31,6 +31,7 @@ import numpy as np
 from armfarm import __version__
 from armfarm.algos.common import (
     DatasetStats,
+    latest_checkpoint,
     load_checkpoint,
     make_train_fn,
     run_train_call,
@@ -120,9 +121,22 @@ class MetricsLog:
         self.writer.close()
 
 
-def _latest_checkpoint(run_dir: Path) -> Path | None:
-    checkpoints = sorted((run_dir / "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
-    return checkpoints[-1] if checkpoints else None
+def prepare_run_dir(run_dir: Path, keep: bool, overwrite: bool) -> None:
+    """Create ``run_dir``, or keep it (``keep``: a run resumes there), or replace the run it holds.
+
+    A run is replaced only with ``overwrite``; a directory that is not a run directory never is.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(f"{run_dir} exists and is not a directory; choose another --out")
+    if run_dir.exists() and any(run_dir.iterdir()) and not keep:
+        if not (run_dir / "config.json").exists():
+            raise FileExistsError(f"{run_dir} exists and is not an armfarm run directory; choose another --out")
+        if not overwrite:
+            raise FileExistsError(
+                f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it"
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def train(
@@ -138,6 +152,7 @@ def train(
     steps_per_call: int = DEFAULT_STEPS_PER_CALL,
     config_overrides: dict | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     dataset: TransitionDataset | None = None,
     on_progress: Callable[[int, dict], None] | None = None,
     on_eval: Callable[[int, EvalResult], None] | None = None,
@@ -146,7 +161,8 @@ def train(
 
     ``eval_every`` (default: five evaluations over the run when ``env_id`` is given) and
     ``checkpoint_every`` (default: five checkpoints) are in gradient steps. With ``resume=True``,
-    training continues from the latest checkpoint in ``out_dir``. ``on_progress(step, metrics)`` is
+    training continues from the latest complete checkpoint in ``out_dir`` (and starts afresh when there
+    is none); a run already in ``out_dir`` is otherwise an error, unless ``overwrite=True`` replaces it. ``on_progress(step, metrics)`` is
     called after every fused call. Returns the summary, also written to ``out_dir/summary.json``.
     """
     started = time.perf_counter()
@@ -158,11 +174,8 @@ def train(
                          f"`armfarm train-online {algo.name} ENV_ID --out RUN_DIR`")
     config = algo.config_cls(**coerce_overrides(algo.config_cls, config_overrides or {}))
     run_dir = Path(out_dir)
-    if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-        if not (run_dir / "config.json").exists():
-            raise FileExistsError(f"{run_dir} exists and is not an armfarm run directory; choose another --out")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = latest_checkpoint(run_dir) if resume else None
+    prepare_run_dir(run_dir, checkpoint is not None, overwrite or resume)
 
     data = dataset if dataset is not None else TransitionDataset.from_store(store_path)
     spec = EpisodeStore(store_path).spec
@@ -174,7 +187,6 @@ def train(
 
     sampler = np.random.default_rng(seed)
     state, step = algo.init(config, stats, seed), 0
-    checkpoint = _latest_checkpoint(run_dir) if resume else None
     if checkpoint is not None:
         restored = load_checkpoint(checkpoint)
         if restored.algo_name != algo.name:

@@ -55,7 +55,7 @@ def main(argv=None) -> int:
         for seed in seeds:
             name = f"{args.dataset}-{args.algo}-{variant.replace('=', '_').replace(',', '-')}-s{seed}-n{args.steps}"
             run_dir = OUT / "runs" / name
-            train(args.algo, store, run_dir, steps=args.steps, seed=seed, config_overrides=overrides)
+            train(args.algo, store, run_dir, steps=args.steps, seed=seed, config_overrides=overrides, overwrite=True)
             result = evaluate("armfarm", run_dir / "policy.npz", env_id, args.eval_episodes)
             scores.append(result["normalized"])
             row = {"dataset": args.dataset, "algo": args.algo, "steps": args.steps, "seed": seed,

@@ -149,7 +149,7 @@ def ensure_dataset(name: str, stores_dir: Path, behavior_dir: Path | None) -> tu
 def run_armfarm(algo: str, store: Path, steps: int, seed: int, run_dir: Path) -> tuple[dict, Path]:
     from armfarm.train import train
 
-    summary = train(algo, store, run_dir, steps=steps, seed=seed)
+    summary = train(algo, store, run_dir, steps=steps, seed=seed, overwrite=True)
     return {
         "wall_s": summary["seconds"],
         "steps_per_s": steps / summary["seconds"],

@@ -52,3 +52,28 @@ def test_refuses_to_overwrite_a_directory_that_is_not_a_run(tmp_path, hopper_sto
     with pytest.raises(FileExistsError):
         train("bc", hopper_store, tmp_path / "precious", steps=10)
     assert (tmp_path / "precious" / "thesis.tex").exists()
+
+
+def test_a_run_is_replaced_only_when_asked(tmp_path, hopper_store):
+    run = tmp_path / "run"
+    first = train("bc", hopper_store, run, steps=20, steps_per_call=10, config_overrides=SMALL)
+    with pytest.raises(FileExistsError, match="already holds a run.*--resume.*--overwrite"):
+        train("bc", hopper_store, run, steps=10, config_overrides=SMALL)
+    assert json.loads((run / "summary.json").read_text()) == first  # untouched
+    second = train("bc", hopper_store, run, steps=10, config_overrides=SMALL, overwrite=True)
+    assert json.loads((run / "summary.json").read_text()) == second and second["steps"] == 10
+
+
+def test_resume_skips_a_checkpoint_cut_short_by_a_crash(tmp_path, hopper_store):
+    kwargs = dict(steps_per_call=20, checkpoint_every=20, config_overrides=SMALL)
+    train("td3bc", hopper_store, tmp_path / "straight", steps=80, **kwargs)
+    run = tmp_path / "crashed"
+    train("td3bc", hopper_store, run, steps=40, **kwargs)
+    (run / "checkpoints" / "step_40" / "meta.json").unlink()  # killed before the save finished
+    summary = train("td3bc", hopper_store, run, steps=80, resume=True, **kwargs)
+    assert summary["steps"] == 80
+    a, b = NumpyPolicy.load(tmp_path / "straight" / "policy.npz"), NumpyPolicy.load(run / "policy.npz")
+    for wa, wb in zip(a.weights, b.weights, strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    with (run / "metrics.csv").open() as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [20, 40, 60, 80]

@@ -510,6 +510,19 @@ def _flatten_state(state: AgentState) -> dict[str, np.ndarray]:
     return {jax.tree_util.keystr(p): np.asarray(v) for p, v in leaves}
 
 
+def latest_checkpoint(run_dir: str | os.PathLike, required: tuple[str, ...] = ()) -> Path | None:
+    """The newest complete checkpoint ``run_dir/checkpoints/step_N`` holding every file in ``required``.
+
+    A checkpoint is complete once its ``meta.json`` exists (:func:`save_checkpoint` writes it last), so
+    a process killed while saving leaves the previous checkpoint as the one to resume from.
+    """
+    found = [p for p in (Path(run_dir) / "checkpoints").glob("step_*") if p.name.split("_", 1)[1].isdigit()]
+    for directory in sorted(found, key=lambda p: int(p.name.split("_", 1)[1]), reverse=True):
+        if (directory / META_FILE).is_file() and all((directory / name).is_file() for name in required):
+            return directory
+    return None
+
+
 def save_checkpoint(
     directory: str | os.PathLike,
     algo_name: str,

@@ -33,6 +33,7 @@ def train(
                                        help="Gradient steps fused into one compiled call."),
     overrides: list[str] = typer.Option([], "--set", help="Config override KEY=VALUE (repeatable), e.g. --set expectile=0.9"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
 ) -> None:
     """Train ALGO on STORE for --steps gradient steps and write a run directory."""
     from armfarm.train import train as run_train
@@ -42,7 +43,7 @@ def train(
         summary = run_train(
             algo, store, out, steps=steps, seed=seed, env_id=env_id, eval_episodes=eval_episodes,
             eval_every=eval_every, steps_per_call=steps_per_call, config_overrides=_parse_overrides(overrides),
-            resume=resume,
+            resume=resume, overwrite=overwrite,
             on_progress=lambda step, m: bar.update(task, completed=step, info=_brief(m)),
             on_eval=lambda step, r: bar.console.print(
                 f"step {step}: eval return {r.return_mean:.1f} ± {r.return_std:.1f}"

@@ -27,6 +27,7 @@ def train_online(
     overrides: list[str] = typer.Option([], "--set", help="Config override KEY=VALUE (repeatable)."),
     resume: bool = typer.Option(False, "--resume",
                                 help="Continue from the newest checkpoint in --out (also to extend --steps)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a run already in --out."),
 ) -> None:
     """Train ALGO online in ENV_ID for --steps environment steps and write a run directory."""
     from armfarm.online import train_online as run_train_online
@@ -36,7 +37,7 @@ def train_online(
         summary = run_train_online(
             algo, env_id, out, steps=steps, seed=seed, start_steps=start_steps, updates_per_call=updates_per_call,
             eval_every=eval_every, eval_episodes=eval_episodes, target_return=target_return,
-            config_overrides=_parse_overrides(overrides), resume=resume,
+            config_overrides=_parse_overrides(overrides), resume=resume, overwrite=overwrite,
             on_progress=lambda step, m: bar.update(task, completed=step, info=f"return {m['episode_return']:.1f}"),
             on_eval=lambda step, r: bar.console.print(
                 f"step {step}: eval return {r.return_mean:.1f} ± {r.return_std:.1f}"
