@@ -8,7 +8,7 @@ environment steps use uniform random actions and no updates. Acting with a polic
 old costs little sample efficiency for K much smaller than the episode length, and fusing K updates
 removes the per-step dispatch overhead that dominates small networks on a CPU (see BENCHMARKS.md).
 
-A run directory has the layout of :mod:`armfarm.train` (``config.json``, ``metrics.csv``, ``eval.csv``
+A run directory has the layout of :class:`armfarm.runs.RunDir` (``config.json``, ``metrics.csv``, ``eval.csv``
 with the wall time of every evaluation, ``tb/``, ``checkpoints/step_N/``, ``policy.npz``,
 ``summary.json``) plus ``replay.npz``, the replay buffer at the end of the run, which
 :meth:`ReplayBuffer.episodes` turns back into whole episodes (D4RL's "medium-replay").
@@ -18,7 +18,6 @@ Steps are environment steps throughout. Training is deterministic for a seed.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 import warnings
 from collections.abc import Callable
@@ -32,7 +31,7 @@ import numpy as np
 from armfarm import __version__
 from armfarm.algos.common import (
     DatasetStats,
-    latest_checkpoint,
+    config_from_dict,
     load_checkpoint,
     make_train_fn,
     run_train_call,
@@ -42,7 +41,7 @@ from armfarm.algos.registry import get_algorithm
 from armfarm.durable import write_atomic
 from armfarm.envs.registry import make_env
 from armfarm.evaluate.rollouts import EvalResult, evaluate_policy
-from armfarm.train import MetricsLog, coerce_overrides, prepare_run_dir
+from armfarm.runs import RunDir, eval_block
 
 DEFAULT_STEPS = 1_000_000
 DEFAULT_START_STEPS = 5_000
@@ -324,17 +323,17 @@ def train_online(
     algo = get_algorithm(algo_name)
     if not algo.online:
         raise ValueError(f"{algo.name} is an offline algorithm; use `armfarm train {algo.name} STORE --out RUN_DIR`")
-    config = algo.config_cls(**coerce_overrides(algo.config_cls, config_overrides or {}))
-    run_dir = Path(out_dir)
-    resume_from = latest_checkpoint(run_dir, (REPLAY_FILE,)) if resume else None
-    prepare_run_dir(run_dir, resume_from is not None, overwrite or resume)
+    config = config_from_dict(algo.config_cls, config_overrides or {})
+    run = RunDir(out_dir)
+    run_dir = run.path
+    resume_from = run.prepare(resume, overwrite, required=(REPLAY_FILE,))
 
     env = make_env(env_id)
     stats = env_stats(env)
     eval_every = eval_every or max(steps // 20, 1)
     checkpoint_every = checkpoint_every or max(steps // 5, 1)
     rng = np.random.default_rng([seed, 0x5AC])
-    log = MetricsLog(run_dir)
+    log = run.metrics()
     try:
         if resume_from is None:
             buffer = ReplayBuffer(buffer_size or steps, stats.obs_dim, stats.act_dim)
@@ -345,12 +344,12 @@ def train_online(
             train_seconds = act_seconds = 0.0
             episode_returns: list[float] = []
             exact, reached = None, False
-            (run_dir / "config.json").write_text(json.dumps({
+            run.write_config({
                 "algo": algo.name, "config": dataclasses.asdict(config), "env": env_id, "seed": seed,
                 "steps": steps, "start_steps": start_steps, "updates_per_call": updates_per_call,
                 "buffer_size": buffer.capacity, "eval_every": eval_every, "eval_episodes": eval_episodes,
                 "target_return": target_return, "armfarm_version": __version__,
-            }, indent=2, default=str))
+            })
         else:
             restored = load_checkpoint(resume_from)
             extra = restored.extra
@@ -387,7 +386,7 @@ def train_online(
             return result
 
         def checkpoint(at_step: int) -> None:
-            directory = run_dir / "checkpoints" / f"step_{at_step}"
+            directory = run.checkpoint_dir(at_step)
             directory.mkdir(parents=True, exist_ok=True)
             buffer.save_ring(directory / REPLAY_FILE)
             save_checkpoint(directory, algo.name, config, state, stats, {
@@ -437,9 +436,9 @@ def train_online(
             if step % eval_every < k or step == steps:
                 last_eval = evaluate(step)
                 reached = target_return is not None and last_eval.return_mean >= target_return
-        if reached or not (run_dir / "checkpoints" / f"step_{step}" / REPLAY_FILE).exists():
+        if reached or not (run.checkpoint_dir(step) / REPLAY_FILE).exists():
             checkpoint(step)
-        export().save(run_dir / "policy.npz")
+        export().save(run.policy_path)
         buffer.save(run_dir / REPLAY_FILE)
         if last_eval is None:
             last_eval = evaluate(step)
@@ -456,9 +455,8 @@ def train_online(
         "env_steps_per_s": round(step / seconds, 2),
         "target_return": target_return, "reached_target": reached,
         "resumed_from": None if resume_from is None else str(resume_from), "resumed_exact": exact,
-        "checkpoint": str(run_dir / "checkpoints" / f"step_{step}"),
-        "eval": {"env_id": env_id, "episodes": eval_episodes, "return_mean": last_eval.return_mean,
-                 "return_std": last_eval.return_std, "normalized": last_eval.normalized},
+        "checkpoint": str(run.checkpoint_dir(step)),
+        "eval": eval_block(last_eval),
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    run.write_summary(summary)
     return summary

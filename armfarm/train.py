@@ -1,14 +1,7 @@
 """The offline learner behind ``armfarm train``: data in, a run directory out.
 
-A run directory holds everything needed to inspect, resume or publish a run::
-
-    RUN_DIR/config.json          algorithm, its full config, data, seed and chunking
-    RUN_DIR/metrics.csv          training metrics, one row per fused call of K gradient steps
-    RUN_DIR/eval.csv             evaluation returns over training (when an env is given)
-    RUN_DIR/tb/                  the same metrics as TensorBoard events
-    RUN_DIR/checkpoints/step_N/  resumable checkpoints (params, optimiser state, RNG, sampler state)
-    RUN_DIR/policy.npz           the final policy, runnable with NumPy alone
-    RUN_DIR/summary.json         algo, steps, seconds, grad_steps_per_s and the final evaluation
+It writes a run directory (:class:`armfarm.runs.RunDir`: config, metrics, TensorBoard events,
+checkpoints, ``policy.npz`` and ``summary.json``).
 
 Training is deterministic for a seed: batches come from ``numpy.random.default_rng(seed)`` and
 every gradient step is a pure JAX function. A resumed run continues bit-for-bit as if it had never
@@ -17,11 +10,7 @@ stopped, because checkpoints also hold the batch sampler's state and chunk bound
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +20,7 @@ import numpy as np
 from armfarm import __version__
 from armfarm.algos.common import (
     DatasetStats,
-    latest_checkpoint,
+    config_from_dict,
     load_checkpoint,
     make_train_fn,
     run_train_call,
@@ -39,104 +28,11 @@ from armfarm.algos.common import (
 )
 from armfarm.algos.registry import get_algorithm
 from armfarm.data import EpisodeStore, TransitionDataset
-from armfarm.durable import write_atomic
 from armfarm.evaluate.rollouts import EvalResult, evaluate_policy
+from armfarm.runs import RunDir, eval_block
 
 DEFAULT_STEPS = 100_000
 DEFAULT_STEPS_PER_CALL = 250
-
-
-def coerce_overrides(config_cls, overrides: dict) -> dict:
-    """Check config overrides against the dataclass fields and convert CLI strings to field types."""
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}
-    coerced = {}
-    for key, value in overrides.items():
-        if key not in fields:
-            raise ValueError(f"{config_cls.__name__} has no field {key!r}; fields are: {', '.join(sorted(fields))}")
-        default = getattr(config_cls(), key)
-        if isinstance(value, str):
-            if isinstance(default, bool):
-                value = value.lower() in ("1", "true", "yes", "on")
-            elif isinstance(default, int):
-                value = int(value)
-            elif isinstance(default, float):
-                value = float(value)
-            elif isinstance(default, tuple):
-                value = tuple(int(v) for v in value.replace("(", "").replace(")", "").split(",") if v.strip())
-        coerced[key] = value
-    return coerced
-
-
-class MetricsLog:
-    """CSV + TensorBoard logging of namespaced metrics (``train/critic_loss``, ``eval/return_mean``)."""
-
-    def __init__(self, run_dir: Path):
-        from tensorboardX import SummaryWriter
-
-        self.run_dir = run_dir
-        self.writer = SummaryWriter(str(run_dir / "tb"))
-
-    def _append(self, name: str, row: dict) -> None:
-        path = self.run_dir / name
-        new = not path.exists()
-        with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
-
-    def train(self, step: int, wall: float, metrics: dict) -> None:
-        row = {"step": step, "wall_s": round(wall, 3)}
-        row.update({f"train/{k}": float(v) for k, v in sorted(metrics.items())})
-        self._append("metrics.csv", row)
-        for key, value in row.items():
-            if key.startswith("train/"):
-                self.writer.add_scalar(key, value, step)
-
-    def eval(self, step: int, result: EvalResult, extra: dict | None = None) -> None:
-        row = {"step": step, "eval/return_mean": result.return_mean, "eval/return_std": result.return_std,
-               "eval/normalized": "" if result.normalized is None else result.normalized, **(extra or {})}
-        self._append("eval.csv", row)
-        self.writer.add_scalar("eval/return_mean", result.return_mean, step)
-        if result.normalized is not None:
-            self.writer.add_scalar("eval/normalized", result.normalized, step)
-
-    def drop_after(self, step: int) -> None:
-        """Forget the CSV rows logged after ``step``: a run resumed from a checkpoint at ``step`` logs
-        them again."""
-        for name in ("metrics.csv", "eval.csv"):
-            path = self.run_dir / name
-            if not path.exists():
-                continue
-            with path.open(newline="") as f:
-                reader = csv.DictReader(f)
-                fields, rows = reader.fieldnames, [r for r in reader if int(r["step"]) <= step]
-            out = io.StringIO()
-            writer = csv.DictWriter(out, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
-            write_atomic(path, lambda f, text=out.getvalue(): f.write(text.encode()))
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def prepare_run_dir(run_dir: Path, keep: bool, overwrite: bool) -> None:
-    """Create ``run_dir``, or keep it (``keep``: a run resumes there), or replace the run it holds.
-
-    A run is replaced only with ``overwrite``; a directory that is not a run directory never is.
-    """
-    if run_dir.exists() and not run_dir.is_dir():
-        raise NotADirectoryError(f"{run_dir} exists and is not a directory; choose another --out")
-    if run_dir.exists() and any(run_dir.iterdir()) and not keep:
-        if not (run_dir / "config.json").exists():
-            raise FileExistsError(f"{run_dir} exists and is not an armfarm run directory; choose another --out")
-        if not overwrite:
-            raise FileExistsError(
-                f"{run_dir} already holds a run; pass --resume to continue it or --overwrite to replace it"
-            )
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def train(
@@ -172,10 +68,9 @@ def train(
     if algo.online:
         raise ValueError(f"{algo.name} learns online from an environment, not from a store; use "
                          f"`armfarm train-online {algo.name} ENV_ID --out RUN_DIR`")
-    config = algo.config_cls(**coerce_overrides(algo.config_cls, config_overrides or {}))
-    run_dir = Path(out_dir)
-    checkpoint = latest_checkpoint(run_dir) if resume else None
-    prepare_run_dir(run_dir, checkpoint is not None, overwrite or resume)
+    config = config_from_dict(algo.config_cls, config_overrides or {})
+    run = RunDir(out_dir)
+    checkpoint = run.prepare(resume, overwrite)
 
     data = dataset if dataset is not None else TransitionDataset.from_store(store_path)
     spec = EpisodeStore(store_path).spec
@@ -195,15 +90,15 @@ def train(
         sampler.bit_generator.state = restored.extra["sampler_state"]
         steps_per_call = restored.extra["steps_per_call"]
 
-    (run_dir / "config.json").write_text(json.dumps({
+    run.write_config({
         "algo": algo.name, "config": dataclasses.asdict(config), "store": str(store_path), "seed": seed,
         "steps": steps, "steps_per_call": steps_per_call, "env": env_id, "eval_episodes": eval_episodes,
         "dataset": {"transitions": int(data.size), "episodes": int(len(data.episode_starts))},
         "armfarm_version": __version__,
-    }, indent=2, default=str))
+    })
 
     train_fn = make_train_fn(algo, config)
-    log = MetricsLog(run_dir)
+    log = run.metrics()
     if checkpoint is not None:
         log.drop_after(step)
 
@@ -232,14 +127,14 @@ def train(
             if on_progress is not None:
                 on_progress(step, metrics)
             if step % checkpoint_every == 0 or step == steps:
-                save_checkpoint(run_dir / "checkpoints" / f"step_{step}", algo.name, config, state, stats,
+                save_checkpoint(run.checkpoint_dir(step), algo.name, config, state, stats,
                                 {"sampler_state": sampler.bit_generator.state, "steps_per_call": steps_per_call})
             if env_id and eval_every and (step % eval_every == 0 or step == steps):
                 last_eval = evaluate(step)
     finally:
         log.close()
 
-    export().save(run_dir / "policy.npz")
+    export().save(run.policy_path)
     summary = {
         "algo": algo.name, "steps": steps, "seed": seed,
         "seconds": round(time.perf_counter() - started, 3),
@@ -250,7 +145,6 @@ def train(
     if env_id:
         if last_eval is None:
             last_eval = evaluate(step)
-        summary["eval"] = {"env_id": env_id, "episodes": eval_episodes, "return_mean": last_eval.return_mean,
-                           "return_std": last_eval.return_std, "normalized": last_eval.normalized}
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        summary["eval"] = eval_block(last_eval)
+    run.write_summary(summary)
     return summary

@@ -9,13 +9,13 @@ from typer.testing import CliRunner
 from armfarm.cli.main import app
 from armfarm.evaluate.plots import read_eval_curve
 from armfarm.evaluate.rollouts import EvalResult
-from armfarm.train import MetricsLog
+from armfarm.runs import MetricsLog
 
 runner = CliRunner()
 
 
 def fake_run(path, algo, returns, normalized=True, online=False):
-    """A run directory as armfarm.train writes it: config.json and eval.csv (via MetricsLog)."""
+    """A run directory as armfarm.runs writes it: config.json and eval.csv (via MetricsLog)."""
     path.mkdir(parents=True)
     config = {"algo": algo, "env": "Hopper-v5"} if online else {"algo": algo, "store": "s", "env": "Hopper-v5"}
     (path / "config.json").write_text(json.dumps(config))

@@ -42,7 +42,7 @@ def test_resumed_run_matches_uninterrupted_run_exactly(tmp_path, hopper_store, a
 
 
 def test_unknown_config_field_lists_valid_fields(tmp_path, hopper_store):
-    with pytest.raises(ValueError, match="no field 'learning_rat'.*batch_size"):
+    with pytest.raises(ValueError, match="no setting 'learning_rat'.*batch_size"):
         train("bc", hopper_store, tmp_path / "r", steps=10, config_overrides={"learning_rat": "1"})
 
 

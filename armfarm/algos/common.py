@@ -38,7 +38,6 @@ import functools
 import json
 import os
 import time
-import typing
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
@@ -52,6 +51,7 @@ import optax
 
 from armfarm import __version__
 from armfarm.durable import fsync_path, write_atomic
+from armfarm.overrides import coerce_fields
 from armfarm.policy import NumpyPolicy
 
 AgentState = dict[str, Any]
@@ -286,17 +286,9 @@ def config_to_dict(config: Any) -> dict[str, Any]:
 
 
 def config_from_dict(config_cls: type, d: Mapping[str, Any]) -> Any:
-    names = {f.name for f in dataclasses.fields(config_cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise ValueError(f"unknown {config_cls.__name__} fields {unknown}; valid: {sorted(names)}")
-    hints = typing.get_type_hints(config_cls)
-    kwargs = {}
-    for k, v in d.items():
-        if isinstance(v, list) and typing.get_origin(hints.get(k)) is tuple:
-            v = tuple(v)
-        kwargs[k] = v
-    return config_cls(**kwargs)
+    """A config from a dict of field values (JSON from a checkpoint, or ``--set`` text), each coerced by
+    the field's type hint (:func:`armfarm.overrides.coerce_fields`)."""
+    return config_cls(**coerce_fields(config_cls, d))
 
 
 # ============================================================================ batches

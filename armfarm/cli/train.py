@@ -7,17 +7,8 @@ from pathlib import Path
 import typer
 
 from armfarm.cli.common import console, progress_bar, user_errors
+from armfarm.overrides import parse_pairs
 from armfarm.train import DEFAULT_STEPS, DEFAULT_STEPS_PER_CALL
-
-
-def _parse_overrides(pairs: list[str]) -> dict:
-    overrides = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise ValueError(f"--set expects KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        overrides[key.strip()] = value.strip()
-    return overrides
 
 
 def train(
@@ -42,7 +33,7 @@ def train(
         task = bar.add_task(f"train {algo}", total=steps, info="")
         summary = run_train(
             algo, store, out, steps=steps, seed=seed, env_id=env_id, eval_episodes=eval_episodes,
-            eval_every=eval_every, steps_per_call=steps_per_call, config_overrides=_parse_overrides(overrides),
+            eval_every=eval_every, steps_per_call=steps_per_call, config_overrides=parse_pairs(overrides),
             resume=resume, overwrite=overwrite,
             on_progress=lambda step, m: bar.update(task, completed=step, info=_brief(m)),
             on_eval=lambda step, r: bar.console.print(

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from armfarm.cli.common import console, progress_bar, user_errors
-from armfarm.cli.train import _parse_overrides
 from armfarm.online import DEFAULT_START_STEPS, DEFAULT_STEPS, DEFAULT_UPDATES_PER_CALL
+from armfarm.overrides import parse_pairs
 
 
 def train_online(
@@ -37,7 +37,7 @@ def train_online(
         summary = run_train_online(
             algo, env_id, out, steps=steps, seed=seed, start_steps=start_steps, updates_per_call=updates_per_call,
             eval_every=eval_every, eval_episodes=eval_episodes, target_return=target_return,
-            config_overrides=_parse_overrides(overrides), resume=resume, overwrite=overwrite,
+            config_overrides=parse_pairs(overrides), resume=resume, overwrite=overwrite,
             on_progress=lambda step, m: bar.update(task, completed=step, info=f"return {m['episode_return']:.1f}"),
             on_eval=lambda step, r: bar.console.print(
                 f"step {step}: eval return {r.return_mean:.1f} ± {r.return_std:.1f}"
