@@ -18,13 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from armfarm import __version__
-from armfarm.data import Episode, EpisodeStore, StoreSpec
+from armfarm.actors import Actor, StoreSink
+from armfarm.data import EpisodeStore, StoreSpec
 from armfarm.envs.behavior import BehaviorSpec, make_behavior
 from armfarm.envs.registry import make_env
-from armfarm.envs.rollout import rollout_episode
-
-_FLUSH_TRANSITIONS = 20_000
-_FLUSH_EPISODES = 32
 
 
 @dataclass(frozen=True)
@@ -45,28 +42,11 @@ def _worker(
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         env = make_env(env_id)
-        behavior = make_behavior(spec, env)
-        store = EpisodeStore(store_path)
-        pending: list[Episode] = []
-
-        def flush() -> None:
-            if pending:
-                store.write(pending)
-                results.put(("done", [(len(e.actions), e.episode_return) for e in pending]))
-                pending.clear()
-
-        for index in range(worker, episodes, workers):
-            behavior.reset(np.random.default_rng([seed, index]))
-            data = rollout_episode(env, behavior, seed=seed + index)
-            pending.append(
-                Episode(
-                    **data, collector_id=f"{collector_id}-{worker}", policy_id=behavior.policy_id,
-                    env_id=env_id, seed=seed + index,
-                )
-            )
-            if len(pending) >= _FLUSH_EPISODES or sum(len(e.actions) for e in pending) >= _FLUSH_TRANSITIONS:
-                flush()
-        flush()
+        sink = StoreSink(EpisodeStore(store_path),
+                         on_written=lambda batch: results.put(("done", [(e.length, e.episode_return) for e in batch])))
+        with sink:
+            Actor(env, make_behavior(spec, env), sink, env_id, collector_id=f"{collector_id}-{worker}",
+                  seed=seed).run(range(worker, episodes, workers))
         env.close()
         results.put(("exit", worker))
     except BaseException as exc:  # report to the parent, which raises with the worker's message

@@ -39,17 +39,17 @@ from typing import Any
 import numpy as np
 
 from armfarm import __version__
-from armfarm.data import Episode, EpisodeStore
+from armfarm.actors import Actor, RecordedEpisode, StoreSink
+from armfarm.actors.store_sink import FLUSH_TRANSITIONS
+from armfarm.data import EpisodeStore
 from armfarm.envs.behavior import BehaviorSpec, make_behavior
 from armfarm.envs.registry import make_env
-from armfarm.envs.rollout import rollout_episode
 from armfarm.evaluate.scores import D4RL_REFERENCE_RETURNS
 
 MAZE_NOISE = 0.5  # D4RL maze2d --noisy
 SAC_EVAL_EVERY = 5_000
 SAC_CHECKPOINT_EVERY = 10_000  # an interrupted behaviour run resumes from here
 SAC_EVAL_EPISODES = 10
-_FLUSH_TRANSITIONS = 50_000
 
 LOCOMOTION = {"hopper": "Hopper-v5", "halfcheetah": "HalfCheetah-v5", "walker2d": "Walker2d-v5"}
 # (Gymnasium-Robotics maze, D4RL maze2d max_episode_steps)
@@ -234,42 +234,41 @@ class _SACBehavior:
 
 
 class _Writer:
-    """Buffers episodes and writes them to the store in durable batches."""
+    """Counts what a build adds and reports progress; batching is the :class:`StoreSink`'s."""
 
     def __init__(self, store: EpisodeStore, on_progress: Callable[[str, int, int], None] | None, total: int):
-        self.store, self.on_progress, self.total = store, on_progress, total
-        self.pending: list[Episode] = []
+        self.sink = StoreSink(store, flush_episodes=1 << 30, flush_transitions=FLUSH_TRANSITIONS)
+        self.on_progress, self.total = on_progress, total
+        self.stage = ""
         self.written = 0
         self.returns: list[float] = []
 
-    def add(self, episode: Episode, stage: str) -> None:
-        self.pending.append(episode)
+    def put(self, episode: RecordedEpisode) -> None:
+        self.sink.put(episode)
         self.written += episode.length
-        self.returns.append(float(episode.episode_return))
-        if sum(e.length for e in self.pending) >= _FLUSH_TRANSITIONS:
-            self.flush()
+        self.returns.append(episode.episode_return)
         if self.on_progress is not None:
-            self.on_progress(stage, self.written, self.total)
+            self.on_progress(self.stage, self.written, self.total)
+
+    def add(self, arrays: dict, episode_id: str, stage: str, **meta) -> None:
+        self.stage = stage
+        self.put(RecordedEpisode(arrays, episode_id, **meta))
 
     def flush(self) -> None:
-        if self.pending:
-            self.store.write(self.pending)
-            self.pending.clear()
+        self.sink.flush()
 
 
 def _sample_episodes(writer: _Writer, recipe: Recipe, behavior, transitions: int, seed: int, tag: str) -> None:
     """Episodes of ``behavior`` until ``transitions`` steps; the last one is cut (and marked truncated).
     Episode ``i`` is reset with seed ``seed + i`` and draws its randomness from ``default_rng([seed, i])``."""
     env = make_env(recipe.env_id)
+    writer.stage = tag
+    actor = Actor(env, behavior, writer, recipe.env_id, collector_id=f"recipe:{recipe.name}", seed=seed,
+                  episode_id=lambda index: f"{recipe.name}-{tag}-s{seed}-{index:07d}")
     try:
         done, index = 0, 0
         while done < transitions:
-            behavior.reset(np.random.default_rng([seed, index]))
-            data = rollout_episode(env, behavior, seed=seed + index, max_steps=transitions - done)
-            writer.add(Episode(**data, episode_id=f"{recipe.name}-{tag}-s{seed}-{index:07d}",
-                               collector_id=f"recipe:{recipe.name}", policy_id=behavior.policy_id,
-                               env_id=recipe.env_id, seed=seed + index), tag)
-            done += len(data["actions"])
+            done += actor.run_episode(index, max_steps=transitions - done).length
             index += 1
     finally:
         env.close()
@@ -298,13 +297,12 @@ def _build_maze(writer: _Writer, recipe: Recipe, transitions: int, seed: int) ->
                 terminated.append(bool(term))
             truncated = np.zeros(steps, bool)
             truncated[-1] = not terminated[-1]
-            writer.add(Episode(
+            writer.add(dict(
                 observations={k: np.stack([o[k] for o in observations]) for k in observations[0]},
                 actions=np.stack(actions), rewards=np.asarray(rewards, np.float32),
                 terminated=np.asarray(terminated), truncated=truncated,
-                episode_id=f"{recipe.name}-s{seed}-{index:07d}", collector_id=f"recipe:{recipe.name}",
-                policy_id=behavior.policy_id, env_id=recipe.env_id, seed=seed,
-            ), "maze2d")
+            ), f"{recipe.name}-s{seed}-{index:07d}", "maze2d", collector_id=f"recipe:{recipe.name}",
+                policy_id=behavior.policy_id, env_id=recipe.env_id, seed=seed)
     finally:
         env.close()
     return {"type": "maze2d-waypoint-pd", "kp": 10.0, "kd": 1.0, "action_noise_std": MAZE_NOISE,
@@ -377,9 +375,9 @@ def build_dataset(
         run_dir, _ = sac("medium")
         buffer = ReplayBuffer.load(run_dir / REPLAY_FILE)
         for index, episode in enumerate(buffer.episodes()):
-            writer.add(Episode(**episode, episode_id=f"{recipe.name}-s{seed}-{index:07d}",
-                               collector_id=f"recipe:{recipe.name}", policy_id=f"sac-replay@{run_dir.name}",
-                               env_id=recipe.env_id, seed=seed), "replay")
+            writer.add(episode, f"{recipe.name}-s{seed}-{index:07d}", "replay",
+                       collector_id=f"recipe:{recipe.name}", policy_id=f"sac-replay@{run_dir.name}",
+                       env_id=recipe.env_id, seed=seed)
     else:  # medium, expert, medium-expert: samples of trained SAC policies
         stages = ["medium", "expert"] if recipe.kind == "medium-expert" else [recipe.kind]
         shares = [transitions // len(stages)] * len(stages)

@@ -120,14 +120,17 @@ def resolve_policy_path(path: str | Path) -> Path:
     return path
 
 
-def make_behavior(spec: BehaviorSpec, env: gym.Env) -> _Behavior:
-    """Build the behaviour ``spec`` describes for ``env``."""
+def make_behavior(spec: BehaviorSpec, env: gym.Env | None, action_space: gym.spaces.Box | None = None) -> _Behavior:
+    """Build the behaviour ``spec`` describes for ``env`` (or, for a robot without a Gymnasium
+    environment, for ``action_space``; the maze controllers need their PointMaze environment)."""
+    space = action_space if action_space is not None else env.action_space
     if spec.policy == "random":
-        return RandomBehavior(env.action_space, spec.noise)
+        return RandomBehavior(space, spec.noise)
     if spec.policy in ("maze-expert", "maze-mixed"):
-        maze = getattr(env.unwrapped, "maze", None)
+        maze = getattr(env.unwrapped, "maze", None) if env is not None else None
         if maze is None:
-            raise ValueError(f"behaviour {spec.policy!r} needs a PointMaze environment, not {env.spec.id}")
+            where = env.spec.id if env is not None and env.spec is not None else "a robot without an environment"
+            raise ValueError(f"behaviour {spec.policy!r} needs a PointMaze environment, not {where}")
         fraction = 1.0 if spec.policy == "maze-expert" else spec.good_fraction
-        return MazeBehavior(env.action_space, spec.noise, maze, fraction)
-    return PolicyFileBehavior(env.action_space, spec.noise, spec.policy)
+        return MazeBehavior(space, spec.noise, maze, fraction)
+    return PolicyFileBehavior(space, spec.noise, spec.policy)

@@ -35,17 +35,17 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import httpx
 import numpy as np
 
+from armfarm.actors.actor import Actor, Behavior, RecordedEpisode
 from armfarm.durable import fsync_path
 from armfarm.envs.behavior import BehaviorSpec, make_behavior
 from armfarm.envs.registry import make_env
-from armfarm.envs.rollout import rollout_episode
 from armfarm.fleet.payload import (
     CONTENT_TYPE,
     PayloadError,
@@ -69,7 +69,8 @@ class ClientConfig:
         server: base URL of the fleet server.
         token: the robot's bearer token (from registration).
         robot_id: the robot's registered id.
-        env_id: the Gymnasium environment the robot runs.
+        env_id: the Gymnasium environment the robot runs (None: a robot with its own control loop,
+            which records with :meth:`FleetClient.episode` and passes its ``action_space``).
         spool_dir: local directory for episodes not yet acknowledged (and the current policy).
         default_behavior: what to run before a policy is published (``random``, ``maze-expert``, ...).
         noise: std of Gaussian noise added to every action (exploration), also for published policies.
@@ -84,7 +85,7 @@ class ClientConfig:
     server: str
     token: str
     robot_id: str
-    env_id: str
+    env_id: str | None
     spool_dir: str | Path
     default_behavior: str = "random"
     noise: float = 0.0
@@ -234,15 +235,26 @@ class FleetClient:
     server's ack: ``episode_id``, ``robot_id``, ``transitions``, ``sha256``.
     """
 
-    def __init__(self, config: ClientConfig, on_ack: Callable[[dict], None] | None = None):
+    def __init__(self, config: ClientConfig, on_ack: Callable[[dict], None] | None = None, *,
+                 action_space: gym.spaces.Box | None = None, default: Behavior | None = None):
         self.config = config
         self.on_ack = on_ack
         self.spool = Spool(config.spool_dir)
-        self.env = make_env(config.env_id)
+        self.env = make_env(config.env_id) if config.env_id else None
+        if action_space is None:
+            if self.env is None:
+                raise ValueError(f"robot {config.robot_id}: give ClientConfig.env_id or the robot's action_space")
+            action_space = self.env.action_space
+        self.action_space = action_space
         self.http = httpx.Client(base_url=config.server, timeout=config.timeout_s,
                                  headers={"Authorization": f"Bearer {config.token}"})
         self.uploader = Uploader(self.http, config.robot_id, config.chunk_steps)
-        self.behavior = make_behavior(BehaviorSpec(config.default_behavior, config.noise), self.env)
+        self.default_behavior = default or make_behavior(BehaviorSpec(config.default_behavior, config.noise),
+                                                         self.env, action_space)
+        self.behavior = self.default_behavior
+        self.actor = None if self.env is None else Actor(
+            self.env, self, self, config.env_id, collector_id=config.robot_id, seed=config.seed,
+            max_steps=config.max_steps)
         self.policy_version: int | None = None  # the version acted with; None: the default behaviour
         self.episodes_recorded = 0
         self._policy_lock = threading.Lock()
@@ -263,24 +275,62 @@ class FleetClient:
 
     # -- acting and recording -------------------------------------------------------------------
 
-    def record_episode(self) -> str:
-        """Run one episode with the current behaviour, spool it durably, and return its id.
+    @property
+    def policy_id(self) -> str:
+        """What produced the episode being recorded: ``v<N>:<policy>`` for published version N, or
+        ``default:<behaviour>`` before any policy was adopted. The store keeps it per episode."""
+        if self.policy_version is None:
+            return f"default:{self.behavior.policy_id}"
+        return f"v{self.policy_version}:{self.behavior.policy_id}"
 
-        The first episode waits (at most ``policy_poll_s``) for the first check for a published policy.
-        """
+    def reset(self, rng: np.random.Generator) -> None:
+        """Start an episode: adopt a newly published policy (at episode boundaries only) and reseed the
+        behaviour's noise. The first episode waits (at most ``policy_poll_s``) for the first policy check."""
         self._first_poll.wait(self.config.policy_poll_s)
         self._adopt_offered_policy()
-        seed = self.config.seed + self.episodes_recorded
-        self.behavior.reset(np.random.default_rng(seed))
-        data = rollout_episode(self.env, self.behavior, seed=seed, max_steps=self.config.max_steps)
-        episode_id = uuid.uuid4().hex
-        arrays = wire_arrays(**{k: _canonical(v) for k, v in data.items()})
-        meta = {"episode_id": episode_id, "created_at": datetime.now(UTC).isoformat(),
-                "policy_id": self.behavior.policy_id, "env_id": self.config.env_id, "seed": seed}
-        self.spool.put(episode_id, encode(arrays, meta))
+        self.behavior.reset(rng)
+
+    def act(self, obs: Any) -> np.ndarray:
+        """The action of the current behaviour (the adopted policy plus exploration noise, or the default
+        behaviour) for ``obs`` (a vector or the observation dict). NumPy only."""
+        return self.behavior(obs)
+
+    __call__ = act  # a client is the behaviour of its own actor
+
+    def episode(self, seed: int | None = None) -> EpisodeRecorder:
+        """Record one episode of a robot's own control loop::
+
+            with client.episode() as ep:
+                obs = robot.observe()
+                while not done:
+                    action = client.act(obs)
+                    next_obs, reward, terminated, truncated = robot.step(action)
+                    ep.add(obs, action, reward, terminated, truncated, next_obs=next_obs)
+                    obs = next_obs
+
+        On a clean exit the episode is spooled durably and uploaded like any other; if the block raises,
+        nothing is spooled. An episode whose last step is neither terminated nor truncated is stored as
+        truncated (the robot stopped it).
+        """
+        self.reset(np.random.default_rng(seed))
+        return EpisodeRecorder(self, seed)
+
+    def put(self, episode: RecordedEpisode) -> None:
+        """Spool a recorded episode durably (once this returns, a crash cannot lose it) and wake the uplink."""
+        arrays = wire_arrays(**{k: _canonical(v) for k, v in episode.arrays.items()})
+        meta = {"episode_id": episode.episode_id, "created_at": episode.created_at,
+                "policy_id": episode.policy_id, "env_id": episode.env_id, "seed": episode.seed}
+        self.spool.put(episode.episode_id, encode(arrays, meta))
         self.episodes_recorded += 1
         self._wake.set()
-        return episode_id
+
+    def record_episode(self) -> str:
+        """Run one episode in the client's environment with the current behaviour, spool it durably, and
+        return its id."""
+        if self.actor is None:
+            raise RuntimeError(f"robot {self.config.robot_id} has no environment (ClientConfig.env_id); record "
+                               "with client.episode() from its own control loop")
+        return self.actor.run_episode(self.episodes_recorded).episode_id
 
     def run(self, episodes: int | None = None, stop: threading.Event | None = None) -> int:
         """Record ``episodes`` episodes (None: until ``stop`` is set); return how many were recorded."""
@@ -306,7 +356,8 @@ class FleetClient:
         self._wake.set()
         self._thread.join()
         self.http.close()
-        self.env.close()
+        if self.env is not None:
+            self.env.close()
 
     # -- policies -------------------------------------------------------------------------------
 
@@ -326,8 +377,9 @@ class FleetClient:
         version, path = offered
         self._tried_version = version
         try:
-            behavior = make_behavior(BehaviorSpec(str(path), self.config.noise), self.env)
-            behavior(self.env.observation_space.sample())  # the network fits this environment
+            behavior = make_behavior(BehaviorSpec(str(path), self.config.noise), self.env, self.action_space)
+            if self.env is not None:
+                behavior(self.env.observation_space.sample())  # the network fits this environment
         except (OSError, ValueError) as e:
             log.error("robot %s: cannot run policy version %d (%s); keeping the current behaviour",
                       self.config.robot_id, version, e)
@@ -400,6 +452,59 @@ class FleetClient:
             self.on_ack(ack)
         self.spool.done(path)
         return 0.0
+
+
+class EpisodeRecorder:
+    """Steps of one episode of a robot's own control loop (see :meth:`FleetClient.episode`)."""
+
+    def __init__(self, client: FleetClient, seed: int | None):
+        self.client, self.seed = client, seed
+        self.episode_id = uuid.uuid4().hex
+        self.policy_id = client.policy_id
+        self._obs: list[Any] = []
+        self._actions: list[np.ndarray] = []
+        self._rewards: list[float] = []
+        self._terminated: list[bool] = []
+        self._truncated: list[bool] = []
+        self._last: Any = None
+
+    def add(self, obs: Any, action: Any, reward: float, terminated: bool = False, truncated: bool = False,
+            next_obs: Any = None) -> None:
+        """Record step t: observation o_t, action a_t, reward r_t and whether the episode ended there.
+        ``next_obs`` (o_{t+1}) is needed for the last step only; the others take the next step's ``obs``."""
+        if self._terminated and (self._terminated[-1] or self._truncated[-1]):
+            raise ValueError(f"episode {self.episode_id}: a step was added after the episode ended")
+        self._obs.append(obs)
+        self._actions.append(np.asarray(action, np.float32))
+        self._rewards.append(float(reward))
+        self._terminated.append(bool(terminated))
+        self._truncated.append(bool(truncated) and not terminated)
+        self._last = next_obs
+
+    def __enter__(self) -> EpisodeRecorder:
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is not None:
+            log.warning("robot %s: episode %s raised; %d steps discarded", self.client.config.robot_id,
+                        self.episode_id, len(self._actions))
+            return
+        if not self._actions:
+            return
+        if self._last is None:
+            raise ValueError(f"episode {self.episode_id}: give next_obs with the last step (the final observation)")
+        truncated = list(self._truncated)
+        truncated[-1] = truncated[-1] or not self._terminated[-1]
+        observations = [*self._obs, self._last]
+        if isinstance(observations[0], dict):
+            stacked = {k: np.stack([np.asarray(o[k]) for o in observations]) for k in observations[0]}
+        else:
+            stacked = np.stack([np.asarray(o) for o in observations])
+        self.client.put(RecordedEpisode(
+            {"observations": stacked, "actions": np.stack(self._actions), "rewards": np.asarray(self._rewards, np.float32),
+             "terminated": np.asarray(self._terminated), "truncated": np.asarray(truncated)},
+            self.episode_id, policy_id=self.policy_id, env_id=self.client.config.env_id or "", seed=self.seed,
+            collector_id=self.client.config.robot_id))
 
 
 def _canonical(value: Any) -> Any:

@@ -123,7 +123,9 @@ def test_follows_new_policies_without_restarting(server, robot, tmp_path):
             thread.join()
         assert client.drain(timeout=60)
     policies = {r.policy_id for r in server.store.records(collector_id=robot[0])}
-    assert "random" in policies and len({p for p in policies if p.startswith("bc@")}) == 2
+    # each episode names the published version that produced it, or the default behaviour
+    assert "default:random" in policies
+    assert {p.split(":")[0] for p in policies if ":bc@" in p} == {f"v{v}" for v in versions}
     # a restart, even offline, acts with the last policy it downloaded
     with FleetClient(client_config(server, robot, tmp_path / "spool", server="http://127.0.0.1:9")) as offline:
         offline.record_episode()

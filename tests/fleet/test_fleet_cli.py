@@ -50,7 +50,7 @@ def test_serve_register_collect_train_publish(tmp_path, backend):
 
         armfarm(*robot, "--episodes", 2, "--seed", 100)
         policies = [r.policy_id for r in EpisodeStore(store).records(collector_id="arm-1")]
-        assert policies[:8] == ["random"] * 8 and all(p.startswith("bc@") for p in policies[8:])
+        assert policies[:8] == ["default:random"] * 8 and all(p.startswith("v1:bc@") for p in policies[8:])
         assert len(policies) == 10
         assert armfarm("data", "check", store).returncode == 0
     finally:
