@@ -67,3 +67,23 @@ def test_user_errors_are_one_clear_line_not_a_traceback(tmp_path, hopper_store):
     assert result.exit_code == 2 and "not-a-store" in result.output
     result = invoke("data", "import", "d4rl", tmp_path / "missing.hdf5", tmp_path / "s")
     assert result.exit_code == 2 and "missing.hdf5" in result.output
+
+
+def _pipe(*args):
+    """Run ``armfarm ARGS`` as a user's shell would, with stdout a pipe."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "armfarm.cli.main", *map(str, args)], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_results_go_to_stdout_so_they_pipe(hopper_store):
+    info = _pipe("data", "info", hopper_store)
+    assert info.returncode == 0 and any("episodes" in line and "12" in line for line in info.stdout.splitlines())
+    check = _pipe("data", "check", hopper_store)
+    assert check.returncode == 0 and "ok" in check.stdout and "12 episodes" in check.stdout
+    recipes = _pipe("datasets", "list")
+    assert "hopper-medium" in recipes.stdout
+    bad = _pipe("data", "info", hopper_store / "missing")
+    assert bad.returncode == 2 and bad.stdout == "" and "error:" in bad.stderr

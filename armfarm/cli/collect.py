@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from armfarm.cli.common import console, progress_bar, user_errors
+from armfarm.cli.common import progress_bar, results, user_errors
 
 
 def collect(
@@ -32,7 +32,7 @@ def collect(
         task = bar.add_task("collecting", total=episodes, info="")
         report = run_collect(env_id, store, spec, episodes, workers=workers, seed=seed,
                              on_progress=lambda n: bar.advance(task, n))
-    console.print(
+    results.print(
         f"wrote {report.episodes} episodes ({report.transitions} transitions) to {store}; "
         f"return {report.return_mean:.2f} ± {report.return_std:.2f}"
     )

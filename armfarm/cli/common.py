@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: Rich progress bars, clean error exits and JSON output."""
+"""Shared CLI plumbing: Rich progress bars, clean error exits, and results on stdout (progress on stderr)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True)
+console = Console(stderr=True)  # progress, logs, warnings and errors
+results = Console(soft_wrap=True)  # what a command found or made: stdout, so it pipes (`| grep`)
 
 # Errors a user can fix: shown as one clear line instead of a traceback.
 USER_ERRORS = (

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from armfarm.cli.common import console, print_json, user_errors
+from armfarm.cli.common import console, print_json, results, user_errors
 
 app = typer.Typer(help="Import, export, inspect, check and clean episode stores.", no_args_is_help=True)
 
@@ -40,7 +40,7 @@ def import_(
             report = import_d4rl(src, store, env_id=env_id)
         else:
             report = import_npz(src, store, env_id=env_id)
-    console.print(f"imported {report.episodes} episodes ({report.transitions} transitions) from {src} into {store}")
+    results.print(f"imported {report.episodes} episodes ({report.transitions} transitions) from {src} into {store}")
 
 
 @app.command("export")
@@ -55,7 +55,7 @@ def export(
 
     with user_errors():
         path = export_minari(store, dest, dataset_id=dataset_id)
-    console.print(f"exported {store} to {path}")
+    results.print(f"exported {store} to {path}")
 
 
 @app.command("info")
@@ -79,7 +79,7 @@ def info(
         table.add_row(key, ", ".join(f"{k} {v:.4g}" for k, v in stats.items() if v is not None))
     for key in ("spaces", "envs", "policies", "collectors", "provenance"):
         table.add_row(key, str(summary.get(key)))
-    console.print(table)
+    results.print(table)
 
 
 @app.command("check")
@@ -98,11 +98,11 @@ def check(
         print_json(payload)
     else:
         for problem in report.problems:
-            console.print(f"[red]fault:[/] {problem}", highlight=False)
+            results.print(f"[red]fault:[/] {problem}", highlight=False)
         for warning in report.warnings:
             console.print(f"[yellow]warning:[/] {warning}", highlight=False)
         verdict = "[green]ok[/]" if report.ok else "[red]FAULTY[/]"
-        console.print(f"{store}: {verdict} ({report.episodes} episodes, {report.transitions} transitions)")
+        results.print(f"{store}: {verdict} ({report.episodes} episodes, {report.transitions} transitions)")
     if not report.ok:
         raise typer.Exit(code=1)
 
@@ -120,5 +120,5 @@ def gc(
     with user_errors():
         removed = EpisodeStore(store).collect_garbage(older_than_s=older_than, dry_run=dry_run)
     for name in removed:
-        console.print(f"{'would remove' if dry_run else 'removed'} {name}", highlight=False)
-    console.print(f"{store}: {len(removed)} leftover(s) {'found' if dry_run else 'removed'}")
+        results.print(f"{'would remove' if dry_run else 'removed'} {name}", highlight=False)
+    results.print(f"{store}: {len(removed)} leftover(s) {'found' if dry_run else 'removed'}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from armfarm.cli.common import console, print_json, progress_bar, user_errors
+from armfarm.cli.common import print_json, progress_bar, results, user_errors
 
 app = typer.Typer(help="Build D4RL-style benchmark datasets locally, with recorded provenance.",
                   no_args_is_help=True)
@@ -29,7 +29,7 @@ def list_datasets(as_json: bool = typer.Option(False, "--json", help="Print mach
         size = f"{r['size']:,}" if r["size"] else "SAC replay buffer"
         table.add_row(r["name"], r["env_id"], r["kind"], size,
                       f"{r['sac_steps']:,}" if r["sac_steps"] else "", r["build_time"])
-    console.print(table)
+    results.print(table)
 
 
 @app.command("build")
@@ -59,6 +59,6 @@ def build(
                                    behavior_dir=behavior_dir, on_progress=progress)
     if as_json:
         print_json(provenance)
-    console.print(f"built {provenance['name']}: {provenance['episodes']} episodes, {provenance['transitions']} "
+    results.print(f"built {provenance['name']}: {provenance['episodes']} episodes, {provenance['transitions']} "
                   f"transitions, return {provenance['data_return_mean']:.1f} ± {provenance['data_return_std']:.1f} "
                   f"in {provenance['build_seconds']:.0f}s -> {store}")

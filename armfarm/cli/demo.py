@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from armfarm.cli.common import console, progress_bar, user_errors
+from armfarm.cli.common import progress_bar, results, user_errors
 
 
 def demo(
@@ -33,5 +33,5 @@ def demo(
     for name in ("behavior", "bc", summary["offline_algo"]):
         row = summary[name]
         table.add_row(name if name != "behavior" else "data (behaviour)", f"{row['return_mean']:.1f} ± {row['return_std']:.1f}")
-    console.print(table)
-    console.print(f"plot: {summary['plot']}\nsummary: {out / 'summary.json'} ({summary['seconds']:.0f}s)")
+    results.print(table)
+    results.print(f"plot: {summary['plot']}\nsummary: {out / 'summary.json'} ({summary['seconds']:.0f}s)")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from armfarm.cli.common import console, print_json, progress_bar, user_errors
+from armfarm.cli.common import print_json, progress_bar, results, user_errors
 
 
 def evaluate(
@@ -29,4 +29,4 @@ def evaluate(
         print_json(result.to_json())
         return
     normalized = "" if result.normalized is None else f", normalized {result.normalized:.1f}"
-    console.print(f"{env_id}: return {result.return_mean:.2f} ± {result.return_std:.2f} over {episodes} episodes{normalized}")
+    results.print(f"{env_id}: return {result.return_mean:.2f} ± {result.return_std:.2f} over {episodes} episodes{normalized}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from armfarm.cli.common import console, print_json, progress_bar, user_errors
+from armfarm.cli.common import console, print_json, progress_bar, results, user_errors
 
 app = typer.Typer(help="Register robots, publish policies, run a robot or a simulated fleet.", no_args_is_help=True)
 
@@ -52,7 +52,7 @@ def publish(
     if as_json:
         print_json(answer)
     else:
-        console.print(f"published {path} as policy version {answer['version']} (sha256 {answer['sha256'][:12]})")
+        results.print(f"published {path} as policy version {answer['version']} (sha256 {answer['sha256'][:12]})")
 
 
 @app.command("robot")
@@ -117,7 +117,7 @@ def sim(
     if as_json:
         print_json({**report.__dict__, "ok": report.ok})
     else:
-        console.print(f"{report.acked} episodes ({report.transitions} transitions) acknowledged from "
+        results.print(f"{report.acked} episodes ({report.transitions} transitions) acknowledged from "
                       f"{report.robots} robots in {report.seconds:.1f}s")
     for failure in report.failures:
         console.print(f"[red]error:[/] {failure}", highlight=False)

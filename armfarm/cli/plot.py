@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from armfarm.cli.common import console, user_errors
+from armfarm.cli.common import results, user_errors
 
 
 def plot(
@@ -20,4 +20,4 @@ def plot(
 
     with user_errors():
         path = plot_runs(run_dirs, out, normalized=normalized, title=title)
-    console.print(f"wrote {path}")
+    results.print(f"wrote {path}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from armfarm.cli.common import console, progress_bar, user_errors
+from armfarm.cli.common import progress_bar, results, user_errors
 from armfarm.overrides import parse_pairs
 from armfarm.train import DEFAULT_STEPS, DEFAULT_STEPS_PER_CALL
 
@@ -43,7 +43,7 @@ def train(
     line = f"{summary['algo']}: {summary['steps']} steps in {summary['seconds']:.0f}s ({summary['grad_steps_per_s']} steps/s)"
     if "eval" in summary:
         line += f", return {summary['eval']['return_mean']:.1f} ± {summary['eval']['return_std']:.1f}"
-    console.print(line + f"; run dir {out}")
+    results.print(line + f"; run dir {out}")
 
 
 def _brief(metrics: dict) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from armfarm.cli.common import console, progress_bar, user_errors
+from armfarm.cli.common import console, progress_bar, results, user_errors
 from armfarm.online import DEFAULT_START_STEPS, DEFAULT_STEPS, DEFAULT_UPDATES_PER_CALL
 from armfarm.overrides import parse_pairs
 
@@ -46,7 +46,7 @@ def train_online(
     if summary["resumed_from"]:
         console.print(f"resumed from {summary['resumed_from']}"
                       + ("" if summary["resumed_exact"] else " (the interrupted episode could not be replayed)"))
-    console.print(
+    results.print(
         f"{summary['algo']}: {summary['env_steps']} env steps, {summary['grad_steps']} gradient steps in "
         f"{summary['seconds']:.0f}s; return {summary['eval']['return_mean']:.1f} ± {summary['eval']['return_std']:.1f}; "
         f"run dir {out}"
