@@ -31,3 +31,15 @@ def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def append_line(path: str | os.PathLike, record: dict) -> None:
+    """Append ``record`` as one JSON line with a single ``O_APPEND`` write, so the lines of concurrent
+    writers never interleave."""
+    import json
+
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(record) + "\n").encode())
+    finally:
+        os.close(fd)

@@ -11,10 +11,12 @@ stopped, because checkpoints also hold the batch sampler's state and chunk bound
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 
 from armfarm import __version__
@@ -35,6 +37,14 @@ DEFAULT_STEPS = 100_000
 DEFAULT_STEPS_PER_CALL = 250
 
 
+class TrainingStopped(Exception):
+    """Training was asked to stop (:func:`train`'s ``stop``); a checkpoint at ``step`` holds where it was."""
+
+    def __init__(self, step: int):
+        super().__init__(f"training stopped at step {step}; resume continues from its checkpoint")
+        self.step = step
+
+
 def train(
     algo_name: str,
     store_path: str | Path,
@@ -52,8 +62,15 @@ def train(
     dataset: TransitionDataset | None = None,
     on_progress: Callable[[int, dict], None] | None = None,
     on_eval: Callable[[int, EvalResult], None] | None = None,
+    init_from: str | Path | None = None,
+    stop: threading.Event | None = None,
 ) -> dict:
     """Train ``algo_name`` on the store at ``store_path`` for ``steps`` gradient steps.
+
+    ``init_from`` warm-starts a new run from a checkpoint of the same algorithm and network shape (its
+    parameters, optimiser state and normalisation; the step count restarts at 0), as the farm does from
+    the live policy. ``stop``, once set, ends training after the current fused call with a checkpoint
+    there, raising :class:`TrainingStopped`; the run resumes from it with ``resume=True``.
 
     ``eval_every`` (default: five evaluations over the run when ``env_id`` is given) and
     ``checkpoint_every`` (default: five checkpoints) are in gradient steps. With ``resume=True``,
@@ -82,6 +99,13 @@ def train(
 
     sampler = np.random.default_rng(seed)
     state, step = algo.init(config, stats, seed), 0
+    if checkpoint is None and init_from is not None:
+        warm = load_checkpoint(init_from)
+        if warm.algo_name != algo.name or warm.config != config:
+            raise ValueError(f"cannot warm-start {algo.name} from {init_from}: it is a {warm.algo_name} checkpoint "
+                             "with another config")
+        state, stats = dict(warm.state), warm.stats
+        state["step"] = jnp.zeros_like(state["step"])
     if checkpoint is not None:
         restored = load_checkpoint(checkpoint)
         if restored.algo_name != algo.name:
@@ -93,6 +117,7 @@ def train(
     run.write_config({
         "algo": algo.name, "config": dataclasses.asdict(config), "store": str(store_path), "seed": seed,
         "steps": steps, "steps_per_call": steps_per_call, "env": env_id, "eval_episodes": eval_episodes,
+        "init_from": None if init_from is None else str(init_from),
         "dataset": {"transitions": int(data.size), "episodes": int(len(data.episode_starts))},
         "armfarm_version": __version__,
     })
@@ -126,9 +151,12 @@ def train(
             log.train(step, time.perf_counter() - started, metrics)
             if on_progress is not None:
                 on_progress(step, metrics)
-            if step % checkpoint_every == 0 or step == steps:
+            stopping = stop is not None and stop.is_set() and step < steps
+            if step % checkpoint_every == 0 or step == steps or stopping:
                 save_checkpoint(run.checkpoint_dir(step), algo.name, config, state, stats,
                                 {"sampler_state": sampler.bit_generator.state, "steps_per_call": steps_per_call})
+            if stopping:
+                raise TrainingStopped(step)
             if env_id and eval_every and (step % eval_every == 0 or step == steps):
                 last_eval = evaluate(step)
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from armfarm import __version__
-from armfarm.cli import data, datasets, fleet
+from armfarm.cli import data, datasets, farm, fleet
 from armfarm.cli.collect import collect
 from armfarm.cli.demo import demo
 from armfarm.cli.evaluate import evaluate
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(fleet.app, name="fleet")
+app.add_typer(farm.app, name="farm")
 app.command("collect")(collect)
 app.command("train")(train)
 app.command("train-online")(train_online)

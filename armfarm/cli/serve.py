@@ -35,6 +35,7 @@ def serve(
     ssl_certfile: Path = typer.Option(None, "--ssl-certfile", help="Serve HTTPS with this certificate (PEM)."),
     ssl_keyfile: Path = typer.Option(None, "--ssl-keyfile", help="Private key of --ssl-certfile (PEM)."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+    farm: Path = typer.Option(None, "--farm", help="The farm directory this server belongs to (shown on /dashboard)."),
 ) -> None:
     """Serve STORE to a fleet: robots upload episodes and fetch published policies over HTTP."""
     import uvicorn
@@ -48,7 +49,7 @@ def serve(
         app = create_app(ServerConfig(
             store=store, index_url=index_url, admin_token_file=admin_token_file,
             max_request_bytes=max_request_bytes, max_episode_steps=max_episode_steps,
-            rate_limit=rate_limit, rate_burst=rate_burst,
+            rate_limit=rate_limit, rate_burst=rate_burst, farm_dir=farm,
         ))
     fleet = app.state.fleet
     token_path = fleet.admin_token_path

@@ -29,10 +29,14 @@ class EvalResult:
 
 
 def evaluate_policy(
-    policy: Callable, env_id: str, episodes: int = 10, seed: int = 0, progress: Callable | None = None
+    policy: Callable, env_id: str, episodes: int = 10, seed: int = 0, progress: Callable | None = None,
+    max_steps: int | None = None,
 ) -> EvalResult:
     """Roll out ``policy`` (obs -> action) for ``episodes`` episodes seeded ``seed, seed+1, ...``.
 
+    A behaviour with ``reset(rng)`` (armfarm.envs.behavior: noise, per-episode choices) is reset before
+    episode ``i`` with ``default_rng([seed, i])``, so an evaluation is repeatable and two policies
+    evaluated with one seed meet the same starts. ``max_steps`` cuts episodes as the robots do.
     ``progress`` is called once per finished episode (e.g. to advance a progress bar).
     """
     if episodes < 1:
@@ -41,7 +45,9 @@ def evaluate_policy(
     returns, lengths = [], []
     try:
         for i in range(episodes):
-            episode = rollout_episode(env, policy, seed=seed + i)
+            if hasattr(policy, "reset"):
+                policy.reset(np.random.default_rng([seed, i]))
+            episode = rollout_episode(env, policy, seed=seed + i, max_steps=max_steps)
             returns.append(float(episode["rewards"].sum()))
             lengths.append(len(episode["actions"]))
             if progress is not None:

@@ -73,7 +73,11 @@ class ClientConfig:
             which records with :meth:`FleetClient.episode` and passes its ``action_space``).
         spool_dir: local directory for episodes not yet acknowledged (and the current policy).
         default_behavior: what to run before a policy is published (``random``, ``maze-expert``, ...).
-        noise: std of Gaussian noise added to every action (exploration), also for published policies.
+        default_noise: std of Gaussian noise on the default behaviour's actions (None: ``noise``).
+        default_good_fraction: for ``maze-mixed``, the share of episodes heading for the real goal.
+        default_fraction: once a policy is adopted, the share of episodes still run with the default
+            behaviour, so the data keeps its coverage.
+        noise: std of Gaussian noise added to every action of a published policy (exploration).
         seed: episode ``i`` is reset with ``seed + i``.
         max_steps: cut episodes after this many steps (None: the environment's own limit).
         chunk_steps: episodes longer than this are uploaded in chunks of this many transitions.
@@ -88,6 +92,9 @@ class ClientConfig:
     env_id: str | None
     spool_dir: str | Path
     default_behavior: str = "random"
+    default_noise: float | None = None
+    default_good_fraction: float = 0.5
+    default_fraction: float = 0.0
     noise: float = 0.0
     seed: int = 0
     max_steps: int | None = None
@@ -249,13 +256,18 @@ class FleetClient:
         self.http = httpx.Client(base_url=config.server, timeout=config.timeout_s,
                                  headers={"Authorization": f"Bearer {config.token}"})
         self.uploader = Uploader(self.http, config.robot_id, config.chunk_steps)
-        self.default_behavior = default or make_behavior(BehaviorSpec(config.default_behavior, config.noise),
-                                                         self.env, action_space)
-        self.behavior = self.default_behavior
+        default_noise = config.noise if config.default_noise is None else config.default_noise
+        self.default_behavior = default or make_behavior(
+            BehaviorSpec(config.default_behavior, default_noise, config.default_good_fraction), self.env, action_space)
+        self.behavior = self.default_behavior  # what acts in the current episode
+        self.adopted: tuple[int, Behavior] | None = None  # the newest published policy that runs here
+        self.last_contact: float | None = None  # time.time() of the last answer from the server
+        self.last_error: str | None = None  # why the last upload was deferred, until one succeeds
         self.actor = None if self.env is None else Actor(
             self.env, self, self, config.env_id, collector_id=config.robot_id, seed=config.seed,
             max_steps=config.max_steps)
-        self.policy_version: int | None = None  # the version acted with; None: the default behaviour
+        self.policy_version: int | None = None  # the adopted version; None: none yet
+        self._episode_version: int | None = None  # the version acting in the current episode (None: default)
         self.episodes_recorded = 0
         self._policy_lock = threading.Lock()
         self._offered: tuple[int, Path] | None = self._cached_policy()  # newest downloaded version
@@ -279,15 +291,19 @@ class FleetClient:
     def policy_id(self) -> str:
         """What produced the episode being recorded: ``v<N>:<policy>`` for published version N, or
         ``default:<behaviour>`` before any policy was adopted. The store keeps it per episode."""
-        if self.policy_version is None:
+        if self._episode_version is None:
             return f"default:{self.behavior.policy_id}"
-        return f"v{self.policy_version}:{self.behavior.policy_id}"
+        return f"v{self._episode_version}:{self.behavior.policy_id}"
 
     def reset(self, rng: np.random.Generator) -> None:
         """Start an episode: adopt a newly published policy (at episode boundaries only) and reseed the
         behaviour's noise. The first episode waits (at most ``policy_poll_s``) for the first policy check."""
         self._first_poll.wait(self.config.policy_poll_s)
         self._adopt_offered_policy()
+        if self.adopted is not None and not rng.uniform() < self.config.default_fraction:
+            self._episode_version, self.behavior = self.adopted
+        else:
+            self._episode_version, self.behavior = None, self.default_behavior
         self.behavior.reset(rng)
 
     def act(self, obs: Any) -> np.ndarray:
@@ -384,12 +400,14 @@ class FleetClient:
             log.error("robot %s: cannot run policy version %d (%s); keeping the current behaviour",
                       self.config.robot_id, version, e)
             return
-        self.behavior, self.policy_version = behavior, version
+        self.adopted, self.policy_version = (version, behavior), version
         log.info("robot %s: now acting with policy version %d (%s)", self.config.robot_id, version,
                  behavior.policy_id)
 
     def _poll_policy(self) -> None:
         response = self.http.get("/v1/policies/latest")
+        if response.status_code in (200, 404):
+            self.last_contact = time.time()
         if response.status_code == 404:
             return
         response.raise_for_status()
@@ -440,6 +458,7 @@ class FleetClient:
         try:
             ack = self.uploader.send(path.read_bytes())
         except Unavailable as e:
+            self.last_error = str(e)
             delay = backoff.next(e.retry_after)
             log.warning("robot %s: upload of %s deferred %.1fs: %s", self.config.robot_id, path.name, delay, e)
             return delay
@@ -448,6 +467,7 @@ class FleetClient:
             self.spool.reject(path, str(e))
             return 0.0
         backoff.reset()
+        self.last_contact, self.last_error = time.time(), None
         if self.on_ack is not None:
             self.on_ack(ack)
         self.spool.done(path)

@@ -63,6 +63,7 @@ class ServerConfig:
         rate_limit, rate_burst: requests per second per token on average, and at once (429 above; 0: off).
         max_staged_bytes: chunks of unfinished episodes one robot may keep staged (413 above).
         staging_ttl_s: chunks untouched this long are removed when the server starts.
+        farm_dir: the farm this server belongs to, if any; its rounds and components appear on /dashboard.
     """
 
     store: Path
@@ -74,6 +75,7 @@ class ServerConfig:
     rate_burst: int = 200
     max_staged_bytes: int = 1 << 30
     staging_ttl_s: float = 7 * 24 * 3600.0
+    farm_dir: Path | None = None
 
 
 # -- request and response bodies ---------------------------------------------------------------------

@@ -9,10 +9,8 @@ appended to the ack log as one JSON line (``episode_id``, ``robot_id``, ``transi
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing as mp
-import os
 import queue
 import shutil
 import tempfile
@@ -22,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from armfarm.durable import append_line
 from armfarm.fleet.admin import Admin, env_spec
 from armfarm.fleet.client import ClientConfig, FleetClient
 
@@ -45,22 +44,13 @@ class SimReport:
         return not self.failures and not self.rejected
 
 
-def _append_line(path: str, record: dict) -> None:
-    """Append one JSON line; a single O_APPEND write, so lines of concurrent robots never interleave."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, (json.dumps(record) + "\n").encode())
-    finally:
-        os.close(fd)
-
-
 def _robot_main(config: ClientConfig, episodes: int, ack_log: str | None, events, drain_timeout: float) -> None:
     """One robot process: record ``episodes`` episodes, then wait until all are acknowledged."""
     logging.basicConfig(level=logging.ERROR, format=f"[{config.robot_id}] %(levelname)s %(message)s")
 
     def on_ack(ack: dict) -> None:
         if ack_log is not None:
-            _append_line(ack_log, {**ack, "acked_at": datetime.now(UTC).isoformat()})
+            append_line(ack_log, {**ack, "acked_at": datetime.now(UTC).isoformat()})
         events.put(("ack", config.robot_id, ack["transitions"]))
 
     try:

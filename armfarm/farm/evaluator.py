@@ -1,0 +1,142 @@
+"""The farm's evaluator: gates each trained candidate and publishes the winners, as its own process
+(``python -m armfarm.farm.evaluator FARM_DIR``, started by the supervisor).
+
+For a round in phase ``trained`` it rolls out the candidate (deterministic, no noise) and the live
+policy (or, before any promotion, the robots' default behaviour with its noise) on the farm's
+evaluation seeds, decides with :mod:`armfarm.farm.gate`, publishes a promoted candidate as the newest
+policy version, and records the decision (phase ``decided``). Publishing is idempotent: a version
+already published for this round (an evaluator killed between publishing and recording) is reused.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+from armfarm.farm import config as farm_config
+from armfarm.farm.gate import decide, summary
+from armfarm.farm.state import (
+    DECIDED,
+    TRAINED,
+    FarmPaths,
+    live,
+    now_iso,
+    rounds,
+    single_instance,
+    write_json,
+    write_round,
+)
+
+log = logging.getLogger("armfarm.farm.evaluator")
+POLL_S = 0.5
+
+
+@contextmanager
+def live_lock(paths: FarmPaths):
+    """Serialise updates of ``live.json`` (the evaluator's promotions and ``farm rollback``)."""
+    paths.state.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.state / "live.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def default_behavior_spec(config):
+    from armfarm.envs.behavior import BehaviorSpec
+
+    return BehaviorSpec(config.default_behavior, config.default_noise, config.default_good_fraction)
+
+
+def evaluate(config, policy: str | Path | None) -> list[float]:
+    """Returns of ``policy`` (a policy file; None: the default behaviour) on the farm's evaluation seeds."""
+    from armfarm.envs.behavior import BehaviorSpec, make_behavior
+    from armfarm.envs.registry import make_env
+    from armfarm.evaluate.rollouts import evaluate_policy
+
+    env = make_env(config.env)
+    spec = default_behavior_spec(config) if policy is None else BehaviorSpec(str(policy), 0.0)
+    behavior = make_behavior(spec, env)
+    env.close()
+    return evaluate_policy(behavior, config.env, episodes=config.eval_episodes, seed=config.eval_seed,
+                           max_steps=config.max_steps).returns
+
+
+def publish(paths: FarmPaths, policy_file: Path, source: str) -> int:
+    """Publish ``policy_file`` as the newest version (or find the version already published from
+    ``source`` with the same bytes); returns the version."""
+    from armfarm.data import EpisodeStore
+    from armfarm.fleet.registry import Registry
+
+    data = policy_file.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    registry = Registry(EpisodeStore(paths.store))
+    for version in registry.policies():
+        if version.source == source and version.sha256 == digest:
+            return version.version
+    return registry.publish(data, source).version
+
+
+def set_live(paths: FarmPaths, entry: dict) -> None:
+    """Make ``entry`` the live policy, keeping the history of live versions."""
+    current = live(paths) or {}
+    history = [*current.get("history", []), {k: v for k, v in entry.items() if k != "history"}]
+    write_json(paths.live, {**entry, "history": history})
+
+
+def decide_round(paths: FarmPaths, config, record: dict) -> dict:
+    current = live(paths)
+    if current is not None and current.get("round") == record["round"]:
+        # killed after promoting this round but before recording it: gate again against what was live before
+        earlier = current.get("history", [])[:-1]
+        current = {**earlier[-1], "history": earlier} if earlier else None
+    candidate_returns = evaluate(config, record["candidate"]["policy"])
+    if current is None:
+        live_name, live_returns = f"the default behaviour ({config.default_behavior})", evaluate(config, None)
+    else:
+        live_name, live_returns = f"live v{current['version']}", evaluate(config, current["policy"])
+    decision = decide(candidate_returns, live_returns, live_name, config.promotion_margin, config.confidence)
+    version = None if current is None else current["version"]
+    if decision.promoted:
+        version = publish(paths, Path(record["candidate"]["policy"]), f"farm round {record['round']}")
+        with live_lock(paths):
+            set_live(paths, {"version": version, "round": record["round"], "policy": record["candidate"]["policy"],
+                             "checkpoint": record["candidate"]["checkpoint"], "promoted_at": now_iso(),
+                             "eval": summary(candidate_returns, config.confidence)})
+    record = {**record, "phase": DECIDED, "finished_at": now_iso(), "promoted": decision.promoted,
+              "policy_version": version, "reason": decision.reason,
+              "candidate": {**record["candidate"], "eval": summary(candidate_returns, config.confidence)},
+              "baseline": {"name": live_name, "eval": summary(live_returns, config.confidence)},
+              "difference": decision.difference}
+    write_round(paths, record)
+    return record
+
+
+def run_evaluator(farm_dir: str) -> int:
+    paths = FarmPaths(farm_dir)
+    single_instance(paths, "evaluator")
+    config = farm_config.load(paths.root)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.is_set():
+        pending = [r for r in rounds(paths) if r["phase"] == TRAINED]
+        if not pending:
+            stop.wait(POLL_S)
+            continue
+        record = decide_round(paths, config, pending[0])
+        log.warning("round %d: %s", record["round"], record["reason"])
+    return 0
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s [evaluator] %(levelname)s %(message)s")
+    sys.exit(run_evaluator(sys.argv[1]))
