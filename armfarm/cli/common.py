@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-console = Console(stderr=True)  # progress, logs, warnings and errors
+console = Console(stderr=True, soft_wrap=True)  # progress, logs, warnings and errors
 results = Console(soft_wrap=True)  # what a command found or made: stdout, so it pipes (`| grep`)
 
 # Errors a user can fix: shown as one clear line instead of a traceback.

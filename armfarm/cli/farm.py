@@ -81,12 +81,15 @@ def run(
         elif kind == "stopping":
             console.print(f"stopping: {payload['reason']}", highlight=False)
 
+    failure = None
     with user_errors():
         try:
             report = run_farm(farm_dir, rounds=rounds, minutes=minutes, on_event=on_event)
-        except (FarmError, FarmLocked) as e:
-            console.print(f"[bold red]error:[/] {e}", highlight=False)
-            raise typer.Exit(code=1) from None
+        except (FarmError, FarmLocked) as e:  # the farm ran (or runs) but cannot go on: exit code 1
+            failure = e
+    if failure is not None:
+        console.print(f"[bold red]error:[/] {failure}", highlight=False)
+        raise typer.Exit(code=1)
     results.print(f"farm stopped ({report.stopped_because}) after {report.seconds:.0f}s; "
                   f"{report.rounds_decided} round(s) decided this run", highlight=False)
 

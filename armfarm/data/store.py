@@ -25,6 +25,7 @@ forever, because shards never change once renamed.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import uuid
@@ -156,6 +157,9 @@ class ShardRecord:
     sha256: str
     status: str
     created_at: str
+
+
+_DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT}  # the disk, not the data: a writer may retry
 
 
 class _DuplicateRace(Exception):
@@ -415,7 +419,11 @@ class EpisodeStore:
             for group in plan_shards(episodes, spec):
                 name = uuid.uuid4().hex + SHARD_SUFFIX
                 table = build_table(group, spec)
-                size, digest = write_shard(tmp_dir / name, table)
+                try:
+                    size, digest = write_shard(tmp_dir / name, table)
+                except BaseException:  # a partial shard (a full disk, a kill) never stays in tmp/
+                    (tmp_dir / name).unlink(missing_ok=True)
+                    raise
                 staged.append((name, table.num_rows, size, digest))
                 offset = 0
                 for ep in group:
@@ -467,8 +475,11 @@ class EpisodeStore:
                 con.executemany(
                     "UPDATE shards SET status = 'committed' WHERE name = ?", [(name,) for name, *_ in staged]
                 )
-        except BaseException:
+        except BaseException as exc:
             self._discard(staged)
+            if isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS:
+                raise DataError(f"cannot write: {os.strerror(exc.errno)}; nothing was written, retry once there is "
+                                "space (or the filesystem is writable)", path=self.path) from exc
             raise
 
     def _discard(self, staged: list[tuple[str, int, int, str]]) -> None:

@@ -124,7 +124,11 @@ class FarmConfig:
         if algo.online:
             raise ValueError(f"farm setting algo={self.algo!r} is not allowed: the farm learns offline; algo "
                              f"must be {_FIELDS['algo'].metadata['allowed']}")
-        self.algo_settings()  # refuses a bad algo_config field, naming it
+        try:  # algo_config values typed by the algorithm's config (TOML lists become tuples)
+            object.__setattr__(self, "algo_config", coerce_fields(algo.config_cls, self.algo_config))
+        except ValueError as e:
+            raise ValueError(f"farm setting algo_config: {e}") from None
+        self.algo_settings()  # refuses a bad value of an algo_config field, naming it
 
     def algo_settings(self):
         """The algorithm's config with ``algo_config`` applied."""
@@ -151,17 +155,6 @@ class FarmConfig:
             else:
                 plain[key] = value
         values = coerce_fields(FarmConfig, plain, what="farm.toml")
-        from armfarm.algos.registry import get_algorithm
-
-        try:
-            algo = get_algorithm(values.get("algo", self.algo))
-        except (KeyError, ValueError):
-            algo = None  # refused, with the allowed values, by __post_init__
-        if algo is not None:
-            try:
-                algo_config = coerce_fields(algo.config_cls, algo_config)
-            except ValueError as e:
-                raise ValueError(f"farm setting algo_config: {e}") from None
         return dataclasses.replace(self, **values, algo_config=algo_config)
 
 
