@@ -17,6 +17,22 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def _farm_status(farm: Path | None):
+    """The farm's status for the dashboard, or None; a farm that cannot be read shows as an error."""
+    if farm is None:
+        return None
+    from armfarm.farm.status import farm_status
+
+    def status() -> dict:
+        try:
+            return farm_status(farm)
+        except (OSError, ValueError) as e:
+            return {"error": str(e), "rounds": [], "robots": [], "components": [], "learner": None,
+                    "policy_version": None, "env": "?", "running": False}
+
+    return status
+
+
 def serve(
     store: Path = typer.Argument(..., help="Episode store to write into (created if missing)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (loopback only by default)."),
@@ -49,7 +65,7 @@ def serve(
         app = create_app(ServerConfig(
             store=store, index_url=index_url, admin_token_file=admin_token_file,
             max_request_bytes=max_request_bytes, max_episode_steps=max_episode_steps,
-            rate_limit=rate_limit, rate_burst=rate_burst, farm_dir=farm,
+            rate_limit=rate_limit, rate_burst=rate_burst, extra_status=_farm_status(farm),
         ))
     fleet = app.state.fleet
     token_path = fleet.admin_token_path

@@ -20,6 +20,7 @@ Every refusal is a 4xx with ``{"detail": "<what was wrong>"}`` and stores nothin
 
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -36,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from armfarm import __version__
 from armfarm.data import DataError, EpisodeStore, StoreSpec
 from armfarm.fleet.auth import ADMIN_TOKEN_FILE, Principal, load_or_create_admin_token, matches, token_hash
+from armfarm.fleet.dashboard import dashboard_router
 from armfarm.fleet.errors import FleetError
 from armfarm.fleet.ingest import Ack, Ingest
 from armfarm.fleet.limits import BodyLimit, RateLimiter, retry_after_header
@@ -63,7 +65,8 @@ class ServerConfig:
         rate_limit, rate_burst: requests per second per token on average, and at once (429 above; 0: off).
         max_staged_bytes: chunks of unfinished episodes one robot may keep staged (413 above).
         staging_ttl_s: chunks untouched this long are removed when the server starts.
-        farm_dir: the farm this server belongs to, if any; its rounds and components appear on /dashboard.
+        extra_status: called for each /v1/dashboard answer to add a view of what the fleet belongs to
+            (``armfarm serve --farm`` passes the farm's status: rounds, learner, components).
     """
 
     store: Path
@@ -75,7 +78,7 @@ class ServerConfig:
     rate_burst: int = 200
     max_staged_bytes: int = 1 << 30
     staging_ttl_s: float = 7 * 24 * 3600.0
-    farm_dir: Path | None = None
+    extra_status: Callable[[], dict] | None = None
 
 
 # -- request and response bodies ---------------------------------------------------------------------
@@ -272,6 +275,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     app.state.fleet = fleet
     app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes)
+    app.include_router(dashboard_router(fleet, config.extra_status, _errors(*_AUTH)))
     bearer = HTTPBearer(auto_error=False, description="The admin token or a robot token.")
 
     @app.exception_handler(FleetError)
