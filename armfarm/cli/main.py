@@ -5,9 +5,8 @@ from __future__ import annotations
 import typer
 
 from armfarm import __version__
-from armfarm.cli import data, datasets, farm, fleet
+from armfarm.cli import data, datasets, demo, farm, fleet
 from armfarm.cli.collect import collect
-from armfarm.cli.demo import demo
 from armfarm.cli.evaluate import evaluate
 from armfarm.cli.plot import plot
 from armfarm.cli.serve import serve
@@ -27,7 +26,7 @@ app.command("train")(train)
 app.command("train-online")(train_online)
 app.command("eval")(evaluate)
 app.command("plot")(plot)
-app.command("demo")(demo)
+app.add_typer(demo.app, name="demo")
 app.command("serve")(serve)
 
 

@@ -113,3 +113,32 @@ def plot_runs(run_dirs, path: Path, normalized: bool = False, title: str | None 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_rounds(rounds: list[dict], behavior: float | None, path: Path, title: str) -> Path:
+    """Return per farm round: each candidate's mean with its interval (filled when promoted), the live
+    policy it was gated against (a step line), and the default behaviour's return (a dashed line)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    done = [r for r in rounds if (r.get("candidate") or {}).get("eval")]
+    xs = [r["round"] for r in done]
+    for r in done:
+        e = r["candidate"]["eval"]
+        color = "#1a7f37" if r.get("promoted") else "#9aa1ad"
+        ax.errorbar(r["round"], e["return_mean"], yerr=[[e["return_mean"] - e["ci_low"]], [e["ci_high"] - e["return_mean"]]],
+                    fmt="o", color=color, capsize=4, ms=8, mfc=color if r.get("promoted") else "white")
+    if done:
+        live = [r["baseline"]["eval"]["return_mean"] for r in done]
+        ax.step(xs, live, where="mid", color="#e08a1e", lw=2, label="live policy it was gated against")
+    if behavior is not None:
+        ax.axhline(behavior, color="#5b6270", ls="--", label="default behaviour")
+    ax.plot([], [], "o", color="#1a7f37", label="candidate, promoted")
+    ax.plot([], [], "o", color="#9aa1ad", mfc="white", label="candidate, kept out")
+    ax.set_xlabel("round")
+    ax.set_ylabel("evaluation return (interval: paired-seed t)")
+    ax.set_xticks(xs)
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

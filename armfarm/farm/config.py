@@ -47,6 +47,8 @@ class FarmConfig:
                                        "(keeps the data's coverage)", "0 to 1")
     max_episode_steps: int = _setting(0, "robots", "cut robots' episodes after this many steps (0: the env's limit)",
                                       ">= 0")
+    control_hz: float = _setting(0.0, "robots", "simulated robots step at most this often, like a real "
+                                 "control loop (0: as fast as the simulator)", ">= 0")
     policy_poll_s: float = _setting(2.0, "robots", "seconds between robots' checks for a new policy", "> 0")
 
     algo: str = _setting("iql", "learner", "offline algorithm that trains each round's candidate",
@@ -91,6 +93,7 @@ class FarmConfig:
             "noise": self.noise >= 0,
             "default_fraction": 0 <= self.default_fraction <= 1,
             "max_episode_steps": self.max_episode_steps >= 0,
+            "control_hz": self.control_hz >= 0,
             "policy_poll_s": self.policy_poll_s > 0,
             "episodes_per_round": self.episodes_per_round >= 1,
             "gradient_steps": self.gradient_steps >= 1,

@@ -51,7 +51,7 @@ def run_robot(farm_dir: str, robot_id: str) -> int:
         default_noise=config.default_noise, default_good_fraction=config.default_good_fraction,
         default_fraction=config.default_fraction, noise=config.noise,
         seed=(index + 1) * farm_config.ROBOT_SEED_STRIDE, max_steps=config.max_steps,
-        policy_poll_s=config.policy_poll_s, backoff_max_s=5.0,
+        control_hz=config.control_hz, policy_poll_s=config.policy_poll_s, backoff_max_s=5.0,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

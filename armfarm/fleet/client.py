@@ -45,6 +45,7 @@ import numpy as np
 from armfarm.actors.actor import Actor, Behavior, RecordedEpisode
 from armfarm.durable import fsync_path
 from armfarm.envs.behavior import BehaviorSpec, make_behavior
+from armfarm.envs.pacing import Paced
 from armfarm.envs.registry import make_env
 from armfarm.fleet.payload import (
     CONTENT_TYPE,
@@ -80,6 +81,8 @@ class ClientConfig:
         noise: std of Gaussian noise added to every action of a published policy (exploration).
         seed: episode ``i`` is reset with ``seed + i``.
         max_steps: cut episodes after this many steps (None: the environment's own limit).
+        control_hz: step a simulated robot at most this often, as a real control loop would (0: as fast
+            as the simulator runs).
         chunk_steps: episodes longer than this are uploaded in chunks of this many transitions.
         policy_poll_s: seconds between checks for a new policy version.
         timeout_s: HTTP timeout of one request.
@@ -98,6 +101,7 @@ class ClientConfig:
     noise: float = 0.0
     seed: int = 0
     max_steps: int | None = None
+    control_hz: float = 0.0
     chunk_steps: int = 10_000
     policy_poll_s: float = 5.0
     timeout_s: float = 30.0
@@ -248,6 +252,8 @@ class FleetClient:
         self.on_ack = on_ack
         self.spool = Spool(config.spool_dir)
         self.env = make_env(config.env_id) if config.env_id else None
+        if self.env is not None and config.control_hz > 0:
+            self.env = Paced(self.env, config.control_hz)
         if action_space is None:
             if self.env is None:
                 raise ValueError(f"robot {config.robot_id}: give ClientConfig.env_id or the robot's action_space")
