@@ -134,7 +134,7 @@ def plot_rounds(rounds: list[dict], behavior: float | None, path: Path, title: s
     ax.plot([], [], "o", color="#1a7f37", label="candidate, promoted")
     ax.plot([], [], "o", color="#9aa1ad", mfc="white", label="candidate, kept out")
     ax.set_xlabel("round")
-    ax.set_ylabel("evaluation return (interval: paired-seed t)")
+    ax.set_ylabel("evaluation return (mean, t-interval)")
     ax.set_xticks(xs)
     ax.set_title(title)
     ax.legend(loc="lower right", fontsize=8)
