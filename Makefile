@@ -1,5 +1,5 @@
 # Two commands on a fresh machine with Python 3.11 and pip:
-#   make demo   - collect data, train BC and IQL, show offline RL beating both (a few minutes)
+#   make demo   - a short farm: robots collect, rounds of offline RL with gated promotion (a few minutes)
 #   make test   - lint and the whole test suite
 # Each creates or reuses .venv and installs armfarm into it.
 
@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.armfarm-installed
 
-.PHONY: demo test lint install bench-speed bench-store bench-fleet clean
+.PHONY: demo test lint install bench-speed bench-store bench-fleet bench-farm clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,5 +37,8 @@ bench-store: $(STAMP)
 bench-fleet: $(STAMP)
 	$(BIN)/python benchmarks/fleet_load.py
 
+bench-farm: $(STAMP)
+	$(BIN)/python benchmarks/farm_soak.py soak --minutes 60 --robots 8 --out soak_out
+
 clean:
-	rm -rf demo_out .pytest_cache .ruff_cache
+	rm -rf demo_out demo_out_offline soak_out .pytest_cache .ruff_cache
