@@ -98,7 +98,14 @@ def decide_round(paths: FarmPaths, config, record: dict) -> dict:
         # killed after promoting this round but before recording it: gate again against what was live before
         earlier = current.get("history", [])[:-1]
         current = {**earlier[-1], "history": earlier} if earlier else None
-    candidate_returns = evaluate(config, record["candidate"]["policy"])
+    try:
+        candidate_returns = evaluate(config, record["candidate"]["policy"])
+    except (OSError, ValueError) as e:  # a candidate that cannot run is kept out, not a crash loop
+        record = {**record, "phase": DECIDED, "finished_at": now_iso(), "promoted": False,
+                  "policy_version": None if current is None else current["version"],
+                  "reason": f"not promoted: the candidate cannot run ({e})"}
+        write_round(paths, record)
+        return record
     if current is None:
         live_name, live_returns = f"the default behaviour ({config.default_behavior})", evaluate(config, None)
     else:

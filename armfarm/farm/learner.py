@@ -39,6 +39,7 @@ POLL_S = 0.5
 def _next_round(paths: FarmPaths, config, store, stop: threading.Event) -> dict | None:
     """The round to work on: one in training (resumed), or a new one once enough new episodes are stored.
     None when asked to stop first."""
+    last_written = None
     while not stop.is_set():
         records = rounds(paths)
         if records and records[-1]["phase"] == TRAINING:
@@ -46,8 +47,11 @@ def _next_round(paths: FarmPaths, config, store, stop: threading.Event) -> dict 
         if not records or records[-1]["phase"] == DECIDED:
             previous = records[-1]["episodes_used"] if records else 0
             stored = store.num_episodes
-            write_json(paths.learner, {"round": len(records), "phase": "waiting for data", "episodes": stored,
-                                       "needed": previous + config.episodes_per_round, "updated_at": now_iso()})
+            waiting = {"round": len(records), "phase": "waiting for data", "episodes": stored,
+                       "needed": previous + config.episodes_per_round}
+            if waiting != last_written:  # only when it changes: no needless fsyncs while idle
+                write_json(paths.learner, {**waiting, "updated_at": now_iso()})
+                last_written = waiting
             if stored >= previous + config.episodes_per_round:
                 snapshot = store.snapshot()
                 current = live(paths)

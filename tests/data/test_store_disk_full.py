@@ -25,7 +25,7 @@ def test_a_full_disk_refuses_the_write_and_keeps_the_store_whole(tiny_disk):
     store = EpisodeStore(tiny_disk / "store", create=True)
     written, rng = [], np.random.default_rng(0)
     with pytest.raises(DataError, match="No space left on device"):
-        for i in range(1000):
+        for _ in range(1000):
             episode = make_episode(rng, T=500, obs_shape=(40,))
             store.write([episode])
             written.append(episode.episode_id)

@@ -10,8 +10,9 @@ from armfarm.farm.demo import FarmDemoConfig, run_farm_demo
 
 @pytest.mark.slow
 def test_the_demo_farm_beats_its_default_behaviour_and_writes_its_summary_and_plot(tmp_path):
-    config = FarmDemoConfig(robots=2, rounds=2, episodes_per_round=40, gradient_steps=5000, eval_episodes=10,
-                            control_hz=0, port=free_port())
+    # the demo's settings on a smaller budget: 2 robots, 2 rounds of 5,000 steps; the default behaviour's
+    # returns vary a lot (std ~80), so the gate keeps the demo's 20 evaluation seeds
+    config = FarmDemoConfig(robots=2, rounds=2, episodes_per_round=40, gradient_steps=5000, port=free_port())
     printed = []
     summary = run_farm_demo(tmp_path, config, log=printed.append)
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
@@ -28,5 +29,5 @@ def test_the_demo_farm_beats_its_default_behaviour_and_writes_its_summary_and_pl
     assert summary["final"]["return_mean"] > summary["behavior"]["return_mean"] + 20, summary
     # a second demo into the same directory replaces the first one's farm
     again = run_farm_demo(tmp_path, FarmDemoConfig(robots=1, rounds=1, episodes_per_round=5, gradient_steps=200,
-                                                   eval_episodes=2, control_hz=0, port=free_port()), log=lambda _m: None)
+                                                   eval_episodes=2, port=free_port()), log=lambda _m: None)
     assert [r["round"] for r in again["rounds"]] == [0]

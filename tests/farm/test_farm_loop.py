@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 import pytest
-from farmlib import assert_same_policy, check_nothing_lost, decided, finish, make_farm, retrain_round, start
+from farmlib import assert_same_policy, check_nothing_lost, finish, make_farm, retrain_round, start
 
 from armfarm.farm.state import FarmPaths
 
