@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from armfarm.data import DataError, Episode, EpisodeStore
 from armfarm.fleet.errors import FleetError
+from armfarm.fleet.limits import retry_after_header
 from armfarm.fleet.payload import EpisodePayload, PayloadError, assemble, content_digest, decode, wire_arrays
 from armfarm.fleet.registry import Registry, Robot
 from armfarm.fleet.staging import ChunkStaging
@@ -63,9 +64,10 @@ class GroupCommitter:
     uploads share one durable commit; a lone upload is a batch of one and never waits for a timer.
     """
 
-    def __init__(self, store: EpisodeStore, max_batch_steps: int = MAX_BATCH_STEPS):
+    def __init__(self, store: EpisodeStore, max_batch_steps: int = MAX_BATCH_STEPS, max_queued: int = 1024):
         self.store = store
         self.max_batch_steps = max_batch_steps
+        self.max_queued = max_queued
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="armfarm-group-commit", daemon=True)
 
@@ -78,7 +80,11 @@ class GroupCommitter:
         self._thread.join()
 
     def submit(self, episode: Episode) -> Future:
-        """Queue ``episode``; the future says whether this upload stored it (False: the id was taken)."""
+        """Queue ``episode``; the future says whether this upload stored it (False: the id was taken).
+        Refuses with 503 when ``max_queued`` episodes already wait for the disk."""
+        if self._queue.qsize() >= self.max_queued:
+            raise FleetError(503, f"{self.max_queued} episodes are waiting to be written; retry later",
+                             retry_after_header(1))
         future: Future = Future()
         self._queue.put((episode, future))
         return future
@@ -121,12 +127,20 @@ class GroupCommitter:
 class Ingest:
     """Uploads of whole episodes and of chunks, for the robots of one store."""
 
-    def __init__(self, registry: Registry, staging: ChunkStaging, max_episode_steps: int):
+    def __init__(self, registry: Registry, staging: ChunkStaging, max_episode_steps: int, max_queued: int = 1024):
         self.registry = registry
         self.store = registry.store
         self.staging = staging
         self.max_episode_steps = max_episode_steps
-        self.committer = GroupCommitter(self.store)
+        self.committer = GroupCommitter(self.store, max_queued=max_queued)
+
+    def check_chunk_index(self, robot_id: str, episode_id: str, index: int) -> None:
+        """Refuse (413) a chunk index no episode within ``max_episode_steps`` can have (every chunk holds
+        at least one transition), before its body is read."""
+        if index >= self.max_episode_steps:
+            raise FleetError(413, f"chunk {index} of episode {episode_id!r} from robot {robot_id!r}: an episode has at "
+                             f"most {self.max_episode_steps} transitions (--max-episode-steps), so at most that many "
+                             "chunks")
 
     async def upload(self, robot_id: str, body: bytes) -> Ack:
         """Store a whole episode of a registered robot; return its ack once it is durable."""
@@ -177,15 +191,23 @@ class Ingest:
                 "it must match the URL",
             )
         self._check_layout(robot, payload)
+        self.check_chunk_index(robot.robot_id, episode_id, index)
         stored = self._stored_ack(robot, episode_id)
-        if stored is not None:
-            return stored  # a retry after the episode was committed
+        if stored is not None:  # a retry after the episode was committed: only of the same content
+            self._check_stored_chunk(robot, payload)
+            return stored
         self.staging.put(robot.robot_id, episode_id, index, payload.chunk.final, body)
         missing = self.staging.missing(robot.robot_id, episode_id)
         if missing != []:
             return Staged(episode_id, index, missing)
+        chunks = [_decode(b, robot) for b in self.staging.read(robot.robot_id, episode_id)]
+        steps = sum(c.steps for c in chunks)
+        if steps > self.max_episode_steps:  # counted from the headers, before anything is assembled
+            self.staging.discard(robot.robot_id, episode_id)
+            raise FleetError(413, f"episode {episode_id!r} from robot {robot.robot_id!r}: its chunks hold {steps} "
+                             f"transitions, over the server's limit of {self.max_episode_steps}; they were discarded")
         try:
-            whole = assemble([_decode(b, robot) for b in self.staging.read(robot.robot_id, episode_id)])
+            whole = assemble(chunks)
         except (PayloadError, FleetError) as e:
             self.staging.discard(robot.robot_id, episode_id)
             message = e.message if isinstance(e, FleetError) else str(e)
@@ -259,6 +281,26 @@ class Ingest:
                 "use ids of its own (e.g. UUIDs)",
             )
         return Ack(episode_id, robot.robot_id, record.length, stored_digest(self.store.read_episode(episode_id)))
+
+    def _check_stored_chunk(self, robot: Robot, chunk: EpisodePayload) -> None:
+        """409 unless ``chunk`` is part of the stored episode of the same id: same metadata, and its
+        transitions where its index puts them (chunks hold equal numbers of transitions but the last,
+        which holds the end), so a different episode under a stored id is never acknowledged."""
+        episode = self.store.read_episode(chunk.episode_id)
+        stored_meta = {"policy_id": episode.policy_id, "seed": episode.seed, "created_at": episode.created_at}
+        same = all(chunk.meta.get(k) == v for k, v in stored_meta.items())
+        T = chunk.steps
+        start = episode.length - T if chunk.chunk.final else chunk.chunk.index * T
+        stored = wire_arrays(episode.observations, episode.actions, episode.rewards, episode.terminated,
+                             episode.truncated)
+        for name, a in chunk.arrays.items():
+            rows = T + 1 if name.startswith("observations") and chunk.chunk.final else T
+            part = stored.get(name)
+            if not same or part is None or start < 0 or start + rows > len(part) or not np.array_equal(
+                    part[start:start + rows], a):
+                raise FleetError(409, f"episode {chunk.episode_id!r} of robot {robot.robot_id!r} is already stored with "
+                                 f"other content than chunk {chunk.chunk.index}; a retry must resend the same episode, "
+                                 "and a new episode needs a new id")
 
     def _retry_ack(self, robot: Robot, episode_id: str, digest: str) -> Ack:
         ack = self._stored_ack(robot, episode_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
@@ -40,39 +41,53 @@ class RateLimiter:
 
 
 class BodyLimit:
-    """ASGI middleware refusing request bodies over ``max_bytes`` with 413, before they are read.
+    """ASGI middleware bounding request bodies before they are read: 413 over the size, 408 when slow.
 
-    A declared ``Content-Length`` over the limit is refused at once; a body sent without one is
-    counted as it arrives, and reading stops at the limit.
+    Episode uploads and policies (``application/octet-stream``) may take ``max_bytes``; every other body
+    (JSON, forms) at most ``max_json_bytes``. A declared ``Content-Length`` over the limit is refused at
+    once; a body sent without one is counted as it arrives, and reading stops at the limit. A body that
+    stalls for ``read_timeout_s`` between two of its parts is refused with 408.
     """
 
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, max_json_bytes: int = 1 << 20, read_timeout_s: float = 30.0):
         self.app = app
         self.max_bytes = max_bytes
+        self.max_json_bytes = max_json_bytes
+        self.read_timeout_s = read_timeout_s
 
-    def _message(self, size: str) -> str:
-        return f"request body of {size} exceeds the server's limit of {self.max_bytes} bytes (--max-request-bytes)"
+    def _message(self, size: str, limit: int, binary: bool) -> str:
+        what = "--max-request-bytes" if binary else "JSON and form bodies"
+        return f"request body of {size} exceeds the server's limit of {limit} bytes ({what})"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            body = json.dumps({"detail": self._message(f"{int(declared)} bytes")}).encode()
+        headers = dict(scope["headers"])
+        binary = headers.get(b"content-type", b"").split(b";")[0].strip() == b"application/octet-stream"
+        limit = self.max_bytes if binary else min(self.max_json_bytes, self.max_bytes)
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            body = json.dumps({"detail": self._message(f"{int(declared)} bytes", limit, binary)}).encode()
             await send({"type": "http.response.start", "status": 413, "headers": [
                 (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
             ]})
             return await send({"type": "http.response.body", "body": body})
-        received = 0
+        received, complete = 0, False
 
         async def counting_receive():
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # after the body: waiting for a disconnect may take as long as the answer does
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.read_timeout_s)
+            except TimeoutError:
+                raise HTTPException(408, f"the request body stalled for {self.read_timeout_s:g}s") from None
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise HTTPException(413, self._message(f"more than {self.max_bytes} bytes"))
+                if received > limit:
+                    raise HTTPException(413, self._message(f"more than {limit} bytes", limit, binary))
             return message
 
         return await self.app(scope, counting_receive, send)

@@ -20,6 +20,8 @@ Every refusal is a 4xx with ``{"detail": "<what was wrong>"}`` and stores nothin
 
 import contextlib
 import logging
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 
 from armfarm import __version__
 from armfarm.data import DataError, EpisodeStore, StoreSpec
+from armfarm.fleet.admission import Admission
 from armfarm.fleet.auth import ADMIN_TOKEN_FILE, Principal, load_or_create_admin_token, matches, token_hash
 from armfarm.fleet.dashboard import dashboard_router
 from armfarm.fleet.errors import FleetError
@@ -65,6 +68,17 @@ class ServerConfig:
         rate_limit, rate_burst: requests per second per token on average, and at once (429 above; 0: off).
         max_staged_bytes: chunks of unfinished episodes one robot may keep staged (413 above).
         staging_ttl_s: chunks untouched this long are removed when the server starts.
+        max_json_bytes: largest JSON or form body (registrations, logins), separately from uploads (413).
+        body_read_timeout_s: a body that stalls this long between two parts is refused (408).
+        max_in_flight: requests one caller (robot or admin) may have in flight at once (429 above).
+        unauthenticated_rate, unauthenticated_burst: requests per second per client address that fail
+            authentication (429 above), so tokens cannot be guessed quickly.
+        staging_sweep_s: how often, while running, chunks untouched for ``staging_ttl_s`` are removed.
+        max_staged_files: chunk files one robot may keep staged (413 above).
+        max_staged_bytes_total: staged chunks of all robots together, in disk blocks (507 above).
+        min_free_bytes: /healthz reports the store unhealthy below this much free disk.
+        docs: serve Swagger UI at /docs (it loads its script and style from a CDN, so it is off by default;
+            /openapi.json is always served).
         extra_status: called for each /v1/dashboard answer to add a view of what the fleet belongs to
             (``armfarm serve --farm`` passes the farm's status: rounds, learner, components).
     """
@@ -79,6 +93,16 @@ class ServerConfig:
     max_staged_bytes: int = 1 << 30
     staging_ttl_s: float = 7 * 24 * 3600.0
     extra_status: Callable[[], dict] | None = None
+    max_json_bytes: int = 1 << 20
+    body_read_timeout_s: float = 30.0
+    max_in_flight: int = 8
+    unauthenticated_rate: float = 5.0
+    unauthenticated_burst: int = 20
+    staging_sweep_s: float = 600.0
+    max_staged_files: int = 10_000
+    max_staged_bytes_total: int = 8 << 30
+    min_free_bytes: int = 64 << 20
+    docs: bool = False
 
 
 # -- request and response bodies ---------------------------------------------------------------------
@@ -168,7 +192,7 @@ class StagedOut(BaseModel):
     status: Literal["staged"]
     episode_id: str
     chunk: int
-    missing: list[int] | None = Field(description="Chunks still needed; null until the final chunk arrived.")
+    missing: list[int] | None = Field(description="Chunks still needed (the lowest 100 at most); null until the final chunk arrived.")
 
 
 class PolicyOut(BaseModel):
@@ -219,13 +243,42 @@ class Fleet:
         admin_token, self.admin_token_created = load_or_create_admin_token(self.admin_token_path)
         self.admin_hash = token_hash(admin_token)
         self.registry = Registry(self.store)
-        staging = ChunkStaging(self.store.path / FLEET_DIR / "uploads", config.max_staged_bytes)
-        for name in staging.expire(config.staging_ttl_s):
-            log.info("removed abandoned chunked upload %s", name)
+        staging = ChunkStaging(self.store.path / FLEET_DIR / "uploads", config.max_staged_bytes,
+                               config.max_staged_files, config.max_staged_bytes_total)
+        self.staging = staging
+        self.expire_staged()
         for name in self.store.collect_garbage():
             log.info("removed leftover of an interrupted write %s", name)
         self.ingest = Ingest(self.registry, staging, config.max_episode_steps)
         self.limiter = RateLimiter(config.rate_limit, config.rate_burst)
+        self._sweeping = threading.Event()
+
+    def expire_staged(self) -> None:
+        for name in self.staging.expire(self.config.staging_ttl_s):
+            log.info("removed abandoned chunked upload %s", name)
+
+    def sweep_staged(self) -> None:
+        """Expire abandoned chunked uploads every ``staging_sweep_s`` while the server runs."""
+        while not self._sweeping.wait(self.config.staging_sweep_s):
+            try:
+                self.expire_staged()
+            except OSError as e:
+                log.warning("could not expire staged chunks: %s", e)
+
+    def storage_problem(self) -> str | None:
+        """Why the store cannot take writes now (read-only, or below the free-space floor), or None."""
+        path = self.store.path
+        if not os.access(path, os.W_OK) or not os.access(path / "shards", os.W_OK):
+            return f"the store {path} is not writable"
+        try:
+            stat = os.statvfs(path)
+        except OSError as e:
+            return f"cannot read the free space of {path}: {e}"
+        free = stat.f_bavail * stat.f_frsize
+        if free < self.config.min_free_bytes:
+            return (f"the store's disk has {free >> 20} MiB free, below the floor of "
+                    f"{self.config.min_free_bytes >> 20} MiB")
+        return None
 
     async def authenticate(self, token: str) -> Principal:
         """Who holds ``token`` (401 if nobody), after charging the caller's rate limit (429)."""
@@ -261,7 +314,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         fleet.ingest.committer.start()
+        sweeper = threading.Thread(target=fleet.sweep_staged, name="armfarm-staging-sweep", daemon=True)
+        sweeper.start()
         yield
+        fleet._sweeping.set()
         fleet.ingest.committer.close()
 
     app = FastAPI(
@@ -272,9 +328,13 @@ def create_app(config: ServerConfig) -> FastAPI:
         "(STORE/admin.token) or a robot's token.",
         lifespan=lifespan,
         redoc_url=None,
+        docs_url="/docs" if config.docs else None,  # Swagger UI loads its script from a CDN: off by default
     )
     app.state.fleet = fleet
-    app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes)
+    app.add_middleware(BodyLimit, max_bytes=config.max_request_bytes, max_json_bytes=config.max_json_bytes,
+                       read_timeout_s=config.body_read_timeout_s)
+    app.add_middleware(Admission, fleet=fleet, max_in_flight=config.max_in_flight,
+                       unauthenticated=RateLimiter(config.unauthenticated_rate, config.unauthenticated_burst))
     app.include_router(dashboard_router(fleet, config.extra_status, _errors(*_AUTH)))
     bearer = HTTPBearer(auto_error=False, description="The admin token or a robot token.")
 
@@ -296,7 +356,11 @@ def create_app(config: ServerConfig) -> FastAPI:
         return JSONResponse({"detail": f"the store is unavailable ({exc.message}); retry later"}, 503,
                             headers=retry_after_header(1))
 
-    async def principal(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+    async def principal(request: Request,
+                        credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+        admitted = request.scope.get("state", {}).get("principal")
+        if admitted is not None:  # authenticated (and charged) by Admission before the body was read
+            return admitted
         if credentials is None:
             raise FleetError(401, "missing token: send 'Authorization: Bearer <token>'", {"WWW-Authenticate": "Bearer"})
         return await fleet.authenticate(credentials.credentials)
@@ -325,14 +389,22 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def read_body(request: Request) -> bytes:
         return await request.body()
 
+    async def chunk_index(robot_id: RobotId, episode_id: EpisodeId, index: Annotated[int, PathParam(ge=0, lt=2**31)]) -> None:
+        """Refuse an impossible chunk index before the chunk's body is read."""
+        fleet.ingest.check_chunk_index(robot_id, episode_id, index)
+
     @app.get("/healthz", response_model=HealthOut, responses=_errors(503), tags=["health"])
     def healthz() -> dict:
-        """Liveness and readiness: 200 while the store's index answers."""
+        """Liveness and readiness: 200 while the store's index answers and the store can be written
+        (writable, and above the free-space floor); 503 naming the problem otherwise."""
         try:
             with fleet.store.index.transaction() as cur:
                 cur.execute("SELECT 1").fetchone()
         except DataError as e:
             raise FleetError(503, f"the store's index does not answer ({e.message})") from None
+        problem = fleet.storage_problem()
+        if problem is not None:
+            raise FleetError(503, f"{problem}; uploads would fail", retry_after_header(30))
         return {"status": "ok", "armfarm_version": __version__}
 
     @app.post("/v1/robots", status_code=201, response_model=RobotTokenOut, responses=_errors(*_AUTH, 400, 409, 413, 422),
@@ -383,7 +455,8 @@ def create_app(config: ServerConfig) -> FastAPI:
                                                     **_errors(*_AUTH, 404, 409, 413, 422, 503)},
              tags=["episodes"])
     async def upload_chunk(robot_id: RobotId, episode_id: EpisodeId, index: Annotated[int, PathParam(ge=0, lt=2**31)],
-                           caller: TheRobot, body: Annotated[bytes, Depends(read_body)]) -> Any:
+                           caller: TheRobot, _index_ok: Annotated[None, Depends(chunk_index)],
+                           body: Annotated[bytes, Depends(read_body)]) -> Any:
         """Upload chunk ``index`` of a long episode, in any order; chunks are staged durably.
 
         202 while chunks are missing; 200 with the episode's ack once the final chunk and all before

@@ -24,9 +24,10 @@ def backend(request) -> str:
 
 @pytest.fixture(scope="module")
 def server(backend, tmp_path_factory):
-    """A fleet server (uvicorn, loopback, default limits) over a fresh store."""
+    """A fleet server (uvicorn, loopback, default limits) over a fresh store. Its tests send many bad
+    tokens on purpose, so the per-address limit on those is raised (test_attacks checks it)."""
     store = tmp_path_factory.mktemp("fleet") / "store"
-    with ThreadServer(ServerConfig(store=store, index_url=backend)) as running:
+    with ThreadServer(ServerConfig(store=store, index_url=backend, unauthenticated_burst=100_000)) as running:
         yield running
 
 
