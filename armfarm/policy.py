@@ -15,8 +15,11 @@ order recorded by the data layer). Files are ``.npz`` archives of plain arrays p
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
+import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,40 @@ __all__ = ["NumpyPolicy", "PolicyFormatError", "POLICY_FORMAT", "POLICY_FORMAT_V
 
 class PolicyFormatError(ValueError):
     """A policy file is missing pieces, corrupt, or written by an incompatible armfarm version."""
+
+
+MAX_HEADER_BYTES = 64 << 10  # a policy header is a small JSON object
+MAX_MEMBER_BYTES = 256 << 20  # one array, inflated
+MAX_TOTAL_BYTES = 1 << 30  # all arrays, inflated
+_MEMBER = re.compile(r"(header_json|weight_\d{1,3}|bias_\d{1,3}|obs_mean|obs_std|action_low|action_high)\.npy")
+
+
+def _read_members(path: Path) -> dict[str, np.ndarray]:
+    """The policy's arrays, reading only the members a policy has, each after checking its declared
+    inflated size, so a zip bomb or a foreign member is refused before it is inflated."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = archive.infolist()
+            unknown = [i.filename for i in infos if not _MEMBER.fullmatch(i.filename)]
+            if unknown:
+                raise PolicyFormatError(f"{path}: unexpected members {unknown[:5]}; not an armfarm policy file")
+            big = [i.filename for i in infos if i.file_size > MAX_MEMBER_BYTES]
+            total = sum(i.file_size for i in infos)
+            if big or total > MAX_TOTAL_BYTES:
+                raise PolicyFormatError(f"{path}: members inflate to {total} bytes (each at most {MAX_MEMBER_BYTES}, "
+                                        f"all at most {MAX_TOTAL_BYTES}); refusing to read it")
+            arrays = {}
+            for info in infos:
+                with archive.open(info) as member:
+                    data = member.read(info.file_size + 1)
+                if len(data) != info.file_size:
+                    raise PolicyFormatError(f"{path}: member {info.filename} is not the size it declares")
+                arrays[info.filename[:-4]] = np.load(io.BytesIO(data), allow_pickle=False)
+            return arrays
+    except PolicyFormatError:
+        raise
+    except Exception as e:  # zipfile.BadZipFile, CRC errors, truncated files, pickled content...
+        raise PolicyFormatError(f"{path}: not a readable armfarm policy file ({type(e).__name__}: {e})") from e
 
 
 def _vec(x: Any, name: str, dim: int) -> np.ndarray | None:
@@ -190,17 +227,16 @@ class NumpyPolicy:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no policy file at {path}")
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except Exception as e:  # zipfile.BadZipFile, CRC errors, truncated files, pickled content...
-            raise PolicyFormatError(f"{path}: not a readable armfarm policy file ({type(e).__name__}: {e})") from e
+        arrays = _read_members(path)
         if "header_json" not in arrays:
             raise PolicyFormatError(f"{path}: no header_json entry; not an armfarm policy file")
+        raw = arrays["header_json"].astype(np.uint8).tobytes()
+        if len(raw) > MAX_HEADER_BYTES:
+            raise PolicyFormatError(f"{path}: policy header of {len(raw)} bytes exceeds {MAX_HEADER_BYTES}")
         try:
-            header = json.loads(arrays["header_json"].astype(np.uint8).tobytes().decode())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise PolicyFormatError(f"{path}: corrupt policy header ({e})") from e
+            header = json.loads(raw.decode())
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+            raise PolicyFormatError(f"{path}: corrupt policy header ({type(e).__name__}: {e})") from e
         if not isinstance(header, dict) or header.get("format") != POLICY_FORMAT:
             raise PolicyFormatError(f"{path}: header format is not {POLICY_FORMAT!r}")
         version = header.get("format_version")

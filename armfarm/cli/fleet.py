@@ -67,6 +67,8 @@ def robot(
     noise: float = typer.Option(0.0, "--noise", min=0.0, help="Std of Gaussian noise added to actions."),
     seed: int = typer.Option(0, "--seed", min=0, help="Episode i is reset with seed + i."),
     drain_timeout: float = typer.Option(600.0, "--drain-timeout", help="Seconds to wait for the last acks."),
+    allow_insecure_http: bool = typer.Option(False, "--allow-insecure-http",
+                                             help="Allow plain HTTP to a server off loopback (clear-text tokens)."),
 ) -> None:
     """Run one robot: act in ENV, record episodes, upload them, follow published policies."""
     from armfarm.fleet.admin import read_token
@@ -75,7 +77,7 @@ def robot(
     with user_errors():
         config = ClientConfig(server=server, token=read_token(token_file), robot_id=robot_id, env_id=env_id,
                               spool_dir=spool or Path("spool") / robot_id, default_behavior=behavior,
-                              noise=noise, seed=seed)
+                              noise=noise, seed=seed, allow_insecure_http=allow_insecure_http)
         with progress_bar() as bar:
             task = bar.add_task(f"robot {robot_id}", total=episodes, info="acknowledged")
             with FleetClient(config, on_ack=lambda ack: bar.advance(task)) as client:

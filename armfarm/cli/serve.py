@@ -51,6 +51,10 @@ def serve(
     ssl_certfile: Path = typer.Option(None, "--ssl-certfile", help="Serve HTTPS with this certificate (PEM)."),
     ssl_keyfile: Path = typer.Option(None, "--ssl-keyfile", help="Private key of --ssl-certfile (PEM)."),
     access_log: bool = typer.Option(False, "--access-log", help="Log every request."),
+    max_connections: int = typer.Option(512, "--max-connections", min=1,
+                                        help="Connections served at once; more get 503 at once (bounds slow clients)."),
+    keep_alive_s: float = typer.Option(5.0, "--keep-alive", min=0.1, help="Seconds an idle connection is kept open."),
+    docs: bool = typer.Option(False, "--docs", help="Serve Swagger UI at /docs (it loads its script from a CDN)."),
     farm: Path = typer.Option(None, "--farm", help="The farm directory this server belongs to (shown on /dashboard)."),
 ) -> None:
     """Serve STORE to a fleet: robots upload episodes and fetch published policies over HTTP."""
@@ -65,7 +69,7 @@ def serve(
         app = create_app(ServerConfig(
             store=store, index_url=index_url, admin_token_file=admin_token_file,
             max_request_bytes=max_request_bytes, max_episode_steps=max_episode_steps,
-            rate_limit=rate_limit, rate_burst=rate_burst, extra_status=_farm_status(farm),
+            rate_limit=rate_limit, rate_burst=rate_burst, extra_status=_farm_status(farm), docs=docs,
         ))
     fleet = app.state.fleet
     token_path = fleet.admin_token_path
@@ -76,8 +80,14 @@ def serve(
     if not _is_loopback(host) and ssl_certfile is None:
         console.print("[yellow]warning:[/] listening beyond loopback without TLS: tokens and episodes travel "
                       "in clear text; pass --ssl-certfile/--ssl-keyfile or serve behind a TLS proxy", highlight=False)
+    problem = fleet.storage_problem()
+    if problem is not None:
+        console.print(f"[yellow]warning:[/] {problem}: uploads will be refused with 503 until it is fixed",
+                      highlight=False)
     scheme = "https" if ssl_certfile else "http"
     console.print(f"serving {store} on {scheme}://{host}:{port} (API description: /openapi.json)")
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log,
+                limit_concurrency=max_connections, timeout_keep_alive=keep_alive_s,
+                h11_max_incomplete_event_size=64 << 10,
                 ssl_certfile=None if ssl_certfile is None else str(ssl_certfile),
                 ssl_keyfile=None if ssl_keyfile is None else str(ssl_keyfile))

@@ -26,6 +26,7 @@ This module needs NumPy, httpx and Gymnasium only: no JAX, no Arrow.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -87,6 +88,9 @@ class ClientConfig:
         policy_poll_s: seconds between checks for a new policy version.
         timeout_s: HTTP timeout of one request.
         backoff_s: first retry delay; it doubles per failure (with jitter) up to ``backoff_max_s``.
+        max_policy_bytes: the largest policy file the robot downloads.
+        allow_insecure_http: talk plain HTTP to a server that is not on loopback (tokens and data then
+            travel in clear text); without it such a server is refused: use https://.
     """
 
     server: str
@@ -107,6 +111,23 @@ class ClientConfig:
     timeout_s: float = 30.0
     backoff_s: float = 0.2
     backoff_max_s: float = 10.0
+    max_policy_bytes: int = 256 << 20
+    allow_insecure_http: bool = False
+
+
+def check_transport(server: str, allow_insecure_http: bool) -> None:
+    """Refuse plain HTTP to a server off loopback unless the user opted in by name."""
+    url = httpx.URL(server)
+    if url.scheme == "https" or allow_insecure_http:
+        return
+    host = url.host
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"{server} is plain HTTP to a host off loopback: tokens and episodes would travel in clear "
+                         "text; use https://, or pass allow_insecure_http (--allow-insecure-http) to accept that")
 
 
 class Unavailable(Exception):
@@ -250,6 +271,7 @@ class FleetClient:
                  action_space: gym.spaces.Box | None = None, default: Behavior | None = None):
         self.config = config
         self.on_ack = on_ack
+        check_transport(config.server, config.allow_insecure_http)
         self.spool = Spool(config.spool_dir)
         self.env = make_env(config.env_id) if config.env_id else None
         if self.env is not None and config.control_hz > 0:
@@ -278,6 +300,7 @@ class FleetClient:
         self._policy_lock = threading.Lock()
         self._offered: tuple[int, Path] | None = self._cached_policy()  # newest downloaded version
         self._tried_version: int | None = None
+        self.skipped_versions: dict[int, str] = {}  # versions that failed to load here, and why
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._first_poll = threading.Event()
@@ -402,7 +425,8 @@ class FleetClient:
             behavior = make_behavior(BehaviorSpec(str(path), self.config.noise), self.env, self.action_space)
             if self.env is not None:
                 behavior(self.env.observation_space.sample())  # the network fits this environment
-        except (OSError, ValueError) as e:
+        except Exception as e:  # whatever a bad file does (RecursionError, MemoryError, ...): skip that version
+            self.skipped_versions[version] = f"{type(e).__name__}: {e}"
             log.error("robot %s: cannot run policy version %d (%s); keeping the current behaviour",
                       self.config.robot_id, version, e)
             return
@@ -421,16 +445,34 @@ class FleetClient:
         with self._policy_lock:
             if self._offered is not None and self._offered[0] == info["version"]:
                 return
-        weights = self.http.get(info["weights_url"])
-        weights.raise_for_status()
-        if hashlib.sha256(weights.content).hexdigest() != info["sha256"]:
+        content = self._download(info["weights_url"], info["version"])
+        if hashlib.sha256(content).hexdigest() != info["sha256"]:
             raise ValueError(f"policy version {info['version']}: the weights do not match their sha256")
         path = self.spool.root / "policy" / f"{info['sha256']}.npz"
-        _write_durably(path, weights.content, self.spool.root / "tmp")
+        _write_durably(path, content, self.spool.root / "tmp")
         current = json.dumps({"version": info["version"], "sha256": info["sha256"]}).encode()
         _write_durably(self.spool.root / "policy" / "current.json", current, self.spool.root / "tmp")
         with self._policy_lock:
             self._offered = (int(info["version"]), path)
+
+    def _download(self, url: str, version: int) -> bytes:
+        """A policy file from the server's own origin (the token never goes elsewhere), at most
+        ``max_policy_bytes`` of it."""
+        target = httpx.URL(url)
+        if target.is_absolute_url and (target.scheme, target.host, target.port) != (
+                self.http.base_url.scheme, self.http.base_url.host, self.http.base_url.port):
+            raise ValueError(f"policy version {version}: weights_url {url!r} is not on the server's origin "
+                             f"{self.config.server}; refusing to send the robot's token there")
+        parts, size = [], 0
+        with self.http.stream("GET", url) as response:
+            response.raise_for_status()
+            for part in response.iter_bytes():
+                size += len(part)
+                if size > self.config.max_policy_bytes:
+                    raise ValueError(f"policy version {version}: the weights exceed {self.config.max_policy_bytes} "
+                                     "bytes (ClientConfig.max_policy_bytes)")
+                parts.append(part)
+        return b"".join(parts)
 
     # -- the uplink thread ----------------------------------------------------------------------
 

@@ -32,6 +32,10 @@ from armfarm.fleet.staging import ChunkStaging
 MAX_BATCH_STEPS = 1_000_000  # transitions per group commit
 
 
+MAX_ABS_VALUE = 1e30  # floats beyond this are refused: no real sensor, action or reward is that large
+BOUND_TOLERANCE = 1e-5  # actions may exceed the registered bounds by this much (relative, at least absolute)
+
+
 @dataclass(frozen=True)
 class Ack:
     """What the server answers once an episode is durably stored (and again for every retry)."""
@@ -240,6 +244,20 @@ class Ingest:
             if a.dtype.kind == "f" and not np.isfinite(a).all():
                 row = int(np.flatnonzero(~np.isfinite(a.reshape(len(a), -1)).all(axis=1))[0])
                 raise FleetError(422, f"{where}: field '{name}': contains NaN or inf (first at row {row})")
+            if a.dtype.kind == "f" and len(a) and np.abs(a).max() > MAX_ABS_VALUE:
+                row = int(np.flatnonzero((np.abs(a.reshape(len(a), -1)) > MAX_ABS_VALUE).any(axis=1))[0])
+                raise FleetError(422, f"{where}: field '{name}': a value beyond ±{MAX_ABS_VALUE:g} (first at row {row}); "
+                                 "no sensor or reward is that large")
+        action = spec.action
+        if action.low is not None and len(payload.arrays["actions"]):
+            low, high = np.asarray(action.low, np.float64), np.asarray(action.high, np.float64)
+            tolerance = BOUND_TOLERANCE * np.maximum(1.0, np.maximum(np.abs(low), np.abs(high)))
+            a = payload.arrays["actions"].astype(np.float64)
+            outside = ((a < low - tolerance) | (a > high + tolerance)).reshape(len(a), -1).any(axis=1)
+            if outside.any():
+                row = int(np.flatnonzero(outside)[0])
+                raise FleetError(422, f"{where}: field 'actions': row {row} is outside the registered action bounds "
+                                 f"[{action.low}, {action.high}] (tolerance {BOUND_TOLERANCE:g} relative)")
         env_id = payload.meta["env_id"]
         if env_id not in ("", robot.env_id):
             raise FleetError(

@@ -273,12 +273,14 @@ def _is_int(x: Any) -> bool:
 def _check_meta(meta: Any) -> dict[str, Any]:
     _exact_keys(meta, _META_REQUIRED, _META_OPTIONAL, "meta")
     episode_id = meta["episode_id"]
-    if not isinstance(episode_id, str) or not ID_PATTERN.match(episode_id):
+    if not isinstance(episode_id, str) or not ID_PATTERN.fullmatch(episode_id):
         raise PayloadError(f"{episode_id!r} must match {ID_PATTERN.pattern}", "meta.episode_id")
     for name in ("policy_id", "env_id", "created_at"):
         value = meta.get(name, "")
         if not isinstance(value, str) or len(value) > _MAX_TEXT:
             raise PayloadError(f"must be a string of at most {_MAX_TEXT} characters", f"meta.{name}")
+        if not value.isprintable():
+            raise PayloadError(f"{value!r} holds control characters; metadata must be printable", f"meta.{name}")
     try:
         created = datetime.fromisoformat(meta["created_at"])
     except ValueError:
@@ -311,7 +313,7 @@ def _check_array_specs(entries: Any) -> list[tuple[str, np.dtype, tuple[int, ...
         name, dtype, shape = entry["name"], entry["dtype"], entry["shape"]
         if not isinstance(name, str) or not (
             name in ("observations", *_STEP_ARRAYS)
-            or (name.startswith("observations.") and _OBS_KEY.match(name.split(".", 1)[1]))
+            or (name.startswith("observations.") and _OBS_KEY.fullmatch(name.split(".", 1)[1]))
         ):
             raise PayloadError(
                 f"unknown array {name!r}; expected observations (or observations.<key>), "

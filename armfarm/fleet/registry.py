@@ -158,6 +158,11 @@ class Registry:
                     f"robot {robot_id!r} is already registered; issue it a new token with "
                     f"POST /v1/robots/{robot_id}/token",
                 )
+            twin = cur.execute("SELECT robot_id FROM fleet_robots WHERE lower(robot_id) = ?",
+                               (robot_id.lower(),)).fetchone()
+            if twin:  # they would share staging directories on a case-insensitive filesystem
+                raise FleetError(409, f"robot {robot_id!r} differs only in case from the registered robot "
+                                 f"{twin[0]!r}; robot ids must differ in more than case")
             cur.execute(
                 "INSERT INTO fleet_robots (robot_id, env_id, spec, token_id, token_hash, registered_at, "
                 "token_issued_at) VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -20,6 +20,7 @@ Every refusal is a 4xx with ``{"detail": "<what was wrong>"}`` and stores nothin
 
 import contextlib
 import logging
+import math
 import os
 import threading
 from collections.abc import Callable
@@ -120,7 +121,7 @@ class ArraySpecBody(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        if int(np.prod(self.shape)) > _MAX_SPEC_ELEMENTS:
+        if math.prod(self.shape) > _MAX_SPEC_ELEMENTS:  # exact integers: np.prod wraps around at 2**63
             raise ValueError(f"shape {self.shape} has more than {_MAX_SPEC_ELEMENTS} elements")
         if (self.low is None) != (self.high is None):
             raise ValueError("give both low and high, or neither")

@@ -44,7 +44,7 @@ def episodes(draw):
     meta = {
         "episode_id": draw(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,20}\Z")),
         "created_at": "2024-05-01T12:00:00+00:00",
-        "policy_id": draw(st.text(max_size=10)),
+        "policy_id": draw(st.text(max_size=10).filter(str.isprintable)),  # metadata must be printable
         "seed": draw(st.none() | st.integers(0, 2**64 - 1)),
     }
     return arrays, meta
