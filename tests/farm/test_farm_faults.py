@@ -119,7 +119,8 @@ def test_a_full_store_disk_defers_uploads_to_the_spools_and_damages_nothing(tmp_
 
     def deferred() -> bool:
         beats = [read_json(paths.robot_state(r), {}) or {} for r in ("robot-0", "robot-1")]
-        return any(b.get("last_error") and b.get("pending", 0) > 0 for b in beats)
+        # refused by the full disk (503), not merely early uploads that found the server still starting
+        return any("503" in (b.get("last_error") or "") and b.get("pending", 0) > 0 for b in beats)
 
     try:
         wait_for(deferred, what="uploads to be refused by the full disk", timeout=180)
