@@ -8,6 +8,7 @@ Debian's ``postgresql`` binaries are absent, and never when ``ARMFARM_TEST_POSTG
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -47,3 +48,22 @@ def index_url(request) -> str:
     if request.param == "sqlite":
         return "sqlite"
     return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def tmpfs():
+    """``mount(path, size)``: a small tmpfs at ``path`` (e.g. ``"4m"``), unmounted after the test, for
+    full-disk tests. Mounting needs root (here and in CI); the test is skipped where it fails."""
+    mounted = []
+
+    def mount(path, size: str):
+        path.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
+        mounted.append(path)
+        return path
+
+    yield mount
+    for path in mounted:
+        subprocess.run(["umount", "-l", str(path)], check=False)

@@ -14,13 +14,10 @@ import fcntl
 import hashlib
 import logging
 import os
-import signal
 import sys
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from armfarm.farm import config as farm_config
 from armfarm.farm.gate import decide, summary
 from armfarm.farm.state import (
     DECIDED,
@@ -29,7 +26,7 @@ from armfarm.farm.state import (
     live,
     now_iso,
     rounds,
-    single_instance,
+    start_component,
     write_json,
     write_round,
 )
@@ -128,12 +125,7 @@ def decide_round(paths: FarmPaths, config, record: dict) -> dict:
 
 
 def run_evaluator(farm_dir: str) -> int:
-    paths = FarmPaths(farm_dir)
-    single_instance(paths, "evaluator")
-    config = farm_config.load(paths.root)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    paths, config, stop = start_component(farm_dir, "evaluator")
     while not stop.is_set():
         pending = [r for r in rounds(paths) if r["phase"] == TRAINED]
         if not pending:

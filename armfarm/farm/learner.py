@@ -13,12 +13,10 @@ once and exits. When training ends the round passes to the evaluator (phase ``tr
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import threading
 import time
 
-from armfarm.farm import config as farm_config
 from armfarm.farm.state import (
     DECIDED,
     TRAINED,
@@ -27,7 +25,7 @@ from armfarm.farm.state import (
     live,
     now_iso,
     rounds,
-    single_instance,
+    start_component,
     write_json,
     write_round,
 )
@@ -115,12 +113,7 @@ def run_learner(farm_dir: str) -> int:
     from armfarm.data import EpisodeStore
     from armfarm.train import TrainingStopped
 
-    paths = FarmPaths(farm_dir)
-    single_instance(paths, "learner")
-    config = farm_config.load(paths.root)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    paths, config, stop = start_component(farm_dir, "learner")
     store = EpisodeStore(paths.store)
     while not stop.is_set():
         record = _next_round(paths, config, store, stop)

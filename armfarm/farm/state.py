@@ -28,7 +28,6 @@ import errno
 import fcntl
 import json
 import os
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -139,10 +138,6 @@ def rounds(paths: FarmPaths) -> list[dict]:
     return found
 
 
-def decided_rounds(paths: FarmPaths) -> int:
-    return sum(1 for r in rounds(paths) if r.get("phase") == DECIDED)
-
-
 def write_round(paths: FarmPaths, record: dict) -> None:
     write_json(paths.round_file(record["round"]), record)
 
@@ -209,16 +204,6 @@ def holder(paths: FarmPaths) -> int | None:
         os.close(fd)
 
 
-def wait_for(condition, timeout: float, interval: float = 0.2) -> bool:
-    """Poll ``condition()`` until it is true or ``timeout`` seconds pass; returns whether it became true."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
-    return True
-
-
 def single_instance(paths: FarmPaths, component: str) -> int:
     """Hold an exclusive lock for ``component`` (e.g. the learner) for the life of this process, so an
     orphan of a killed supervisor and its replacement never both run; returns the lock's descriptor.
@@ -231,3 +216,20 @@ def single_instance(paths: FarmPaths, component: str) -> int:
         os.close(fd)
         raise FarmLocked(f"another {component} of farm {paths.root} is running") from None
     return fd
+
+
+def start_component(farm_dir: str | Path, component: str):
+    """What every single-instance component (the learner, the evaluator) does first: take its lock,
+    read farm.toml, and turn SIGTERM/SIGINT into a stop event. Returns ``(paths, config, stop)``."""
+    import signal
+    import threading
+
+    from armfarm.farm import config as farm_config
+
+    paths = FarmPaths(farm_dir)
+    single_instance(paths, component)
+    config = farm_config.load(paths.root)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    return paths, config, stop

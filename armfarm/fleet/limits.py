@@ -80,7 +80,8 @@ class BodyLimit:
             if complete:  # after the body: waiting for a disconnect may take as long as the answer does
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.read_timeout_s)
+                async with asyncio.timeout(self.read_timeout_s):  # no extra task per read, unlike wait_for
+                    message = await receive()
             except TimeoutError:
                 raise HTTPException(408, f"the request body stalled for {self.read_timeout_s:g}s") from None
             complete = message["type"] != "http.request" or not message.get("more_body", False)

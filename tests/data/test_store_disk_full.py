@@ -1,7 +1,6 @@
 """A full disk under the store: the write fails with a clear DataError, leaves no partial shard, and
 damages nothing already stored."""
 
-import subprocess
 
 import numpy as np
 import pytest
@@ -11,14 +10,8 @@ from armfarm.data import DataError, EpisodeStore, check_store
 
 
 @pytest.fixture
-def tiny_disk(tmp_path):
-    target = tmp_path / "disk"
-    target.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(target)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
-    yield target
-    subprocess.run(["umount", "-l", str(target)], check=False)
+def tiny_disk(tmp_path, tmpfs):
+    return tmpfs(tmp_path / "disk", "1m")
 
 
 def test_a_full_disk_refuses_the_write_and_keeps_the_store_whole(tiny_disk):

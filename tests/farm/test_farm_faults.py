@@ -101,15 +101,8 @@ def test_a_component_that_always_crashes_stops_the_farm_with_a_clear_error(tmp_p
 
 
 @pytest.fixture
-def small_disk(tmp_path):
-    """A 4 MiB tmpfs mounted where the farm's store goes (needs root; skipped where mounting fails)."""
-    target = tmp_path / "farm" / "store"
-    target.mkdir(parents=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(target)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    yield target
-    subprocess.run(["umount", "-l", str(target)], check=False)
+def small_disk(tmp_path, tmpfs):
+    return tmpfs(tmp_path / "farm" / "store", "4m")
 
 
 def test_a_full_store_disk_defers_uploads_to_the_spools_and_damages_nothing(tmp_path, small_disk):

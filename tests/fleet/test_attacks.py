@@ -157,14 +157,8 @@ def test_abandoned_chunks_expire_while_the_server_runs(tmp_path):
 
 
 @pytest.fixture
-def tiny_disk(tmp_path):
-    target = tmp_path / "disk"
-    target.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(target)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
-    yield target
-    subprocess.run(["umount", "-l", str(target)], check=False)
+def tiny_disk(tmp_path, tmpfs):
+    return tmpfs(tmp_path / "disk", "3m")
 
 
 def test_a_full_disk_gives_503_with_retry_after_and_robots_upload_once_space_returns(tiny_disk, tmp_path):
