@@ -10,9 +10,8 @@ from armfarm.farm.demo import FarmDemoConfig, run_farm_demo
 
 @pytest.mark.slow
 def test_the_demo_farm_beats_its_default_behaviour_and_writes_its_summary_and_plot(tmp_path):
-    # the demo's settings on a smaller budget: 2 robots, 2 rounds of 5,000 steps; the default behaviour's
-    # returns vary a lot (std ~80), so the gate keeps the demo's 20 evaluation seeds
-    config = FarmDemoConfig(robots=2, rounds=2, episodes_per_round=40, gradient_steps=5000, port=free_port())
+    # the demo itself, cut to 2 of its 5 rounds (in every run so far it promoted in round 0 or 1)
+    config = FarmDemoConfig(rounds=2, port=free_port())
     printed = []
     summary = run_farm_demo(tmp_path, config, log=printed.append)
     assert json.loads((tmp_path / "summary.json").read_text()) == summary
@@ -20,6 +19,7 @@ def test_the_demo_farm_beats_its_default_behaviour_and_writes_its_summary_and_pl
     assert any("/dashboard" in line for line in printed)
     assert set(summary) >= {"behavior", "rounds", "final"}
     assert [r["round"] for r in summary["rounds"]] == [0, 1]
+    assert any(r["promoted"] for r in summary["rounds"]), [r["reason"] for r in summary["rounds"]]
     live = summary["behavior"]["return_mean"]
     for r in summary["rounds"]:  # a promotion never lowers the live policy's measured return
         if r["promoted"]:
