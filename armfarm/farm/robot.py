@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 
 from armfarm.durable import append_line
@@ -92,10 +91,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format=f"%(asctime)s [{argv[1]}] %(levelname)s %(message)s")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    started = time.monotonic()
-    code = run_robot(argv[0], argv[1])
-    logging.getLogger("armfarm.farm").info("robot %s stopped after %.0fs", argv[1], time.monotonic() - started)
-    return code
+    return run_robot(argv[0], argv[1])
 
 
 if __name__ == "__main__":
