@@ -33,6 +33,15 @@ def write_atomic(path: Path, write: Callable[[Any], None]) -> None:
         raise
 
 
+def write_json(path: Path, payload: Any) -> None:
+    """Write ``payload`` as JSON to ``path`` atomically (the directory is created if needed)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(payload, indent=2, default=str).encode()
+    write_atomic(path, lambda f: f.write(text))
+
+
 def append_line(path: str | os.PathLike, record: dict) -> None:
     """Append ``record`` as one JSON line with a single ``O_APPEND`` write, so the lines of concurrent
     writers never interleave."""

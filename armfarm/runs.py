@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from armfarm.algos.common import latest_checkpoint
-from armfarm.durable import write_atomic
+from armfarm.durable import write_atomic, write_json
 from armfarm.evaluate.rollouts import EvalResult
 
 CONFIG_FILE = "config.json"
@@ -33,11 +33,6 @@ SUMMARY_FILE = "summary.json"
 POLICY_FILE = "policy.npz"
 METRICS_FILE = "metrics.csv"
 EVAL_FILE = "eval.csv"
-
-
-def _write_json(path: Path, payload: dict) -> None:
-    text = json.dumps(payload, indent=2, default=str).encode()
-    write_atomic(path, lambda f: f.write(text))
 
 
 class RunDir:
@@ -85,13 +80,13 @@ class RunDir:
         return checkpoint
 
     def write_config(self, config: dict) -> None:
-        _write_json(self.path / CONFIG_FILE, config)
+        write_json(self.path / CONFIG_FILE, config)
 
     def read_config(self) -> dict:
         return json.loads((self.path / CONFIG_FILE).read_text())
 
     def write_summary(self, summary: dict) -> None:
-        _write_json(self.path / SUMMARY_FILE, summary)
+        write_json(self.path / SUMMARY_FILE, summary)
 
     def read_summary(self) -> dict | None:
         path = self.path / SUMMARY_FILE

@@ -8,7 +8,8 @@ import gymnasium as gym
 import numpy as np
 
 
-def _stack(observations: list):
+def stack_observations(observations: list):
+    """``T + 1`` observations (vectors or dicts of vectors) as one array, or a dict of arrays."""
     if isinstance(observations[0], dict):
         return {key: np.stack([o[key] for o in observations]) for key in observations[0]}
     return np.stack(observations)
@@ -36,7 +37,7 @@ def rollout_episode(env: gym.Env, act: Callable, seed: int | None, max_steps: in
         if term or trunc:
             break
     return {
-        "observations": _stack(observations),
+        "observations": stack_observations(observations),
         "actions": np.stack(actions).astype(np.float32),
         "rewards": np.asarray(rewards, dtype=np.float32),
         "terminated": np.asarray(terminated, dtype=bool),

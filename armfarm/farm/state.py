@@ -32,20 +32,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from armfarm.durable import write_atomic
+from armfarm.durable import write_json
 
 TRAINING, TRAINED, DECIDED = "training", "trained", "decided"
 
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
-
-
-def write_json(path: Path, payload: Any) -> None:
-    """Write ``payload`` as JSON to ``path`` atomically (the directory is created if needed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(payload, indent=2, default=str).encode()
-    write_atomic(path, lambda f: f.write(text))
 
 
 def read_json(path: Path, default: Any = None) -> Any:

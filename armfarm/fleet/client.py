@@ -48,6 +48,7 @@ from armfarm.durable import fsync_path
 from armfarm.envs.behavior import BehaviorSpec, make_behavior
 from armfarm.envs.pacing import Paced
 from armfarm.envs.registry import make_env
+from armfarm.envs.rollout import stack_observations
 from armfarm.fleet.payload import (
     CONTENT_TYPE,
     PayloadError,
@@ -564,10 +565,7 @@ class EpisodeRecorder:
         truncated = list(self._truncated)
         truncated[-1] = truncated[-1] or not self._terminated[-1]
         observations = [*self._obs, self._last]
-        if isinstance(observations[0], dict):
-            stacked = {k: np.stack([np.asarray(o[k]) for o in observations]) for k in observations[0]}
-        else:
-            stacked = np.stack([np.asarray(o) for o in observations])
+        stacked = stack_observations(observations)
         self.client.put(RecordedEpisode(
             {"observations": stacked, "actions": np.stack(self._actions), "rewards": np.asarray(self._rewards, np.float32),
              "terminated": np.asarray(self._terminated), "truncated": np.asarray(truncated)},
