@@ -21,18 +21,48 @@ def register(
     server: str = SERVER,
     token_file: Path = ADMIN_TOKEN,
     out: Path = typer.Option(None, "--out", help="Write the robot's token to this file (mode 0600) instead of stdout."),
+    key_out: Path = typer.Option(None, "--key-out",
+                                 help="Write the server's policy signing key here, for the robot to pin "
+                                      "(--signing-key). Default with --out: OUT with the suffix .pub."),
     rotate: bool = typer.Option(False, "--rotate", help="If the robot is registered already, issue it a new token."),
 ) -> None:
-    """Register ROBOT_ID with the server and print its token (shown only once)."""
+    """Register ROBOT_ID with the server and print its token (shown only once) and the key it pins."""
     from armfarm.fleet.admin import Admin, read_token, write_token
 
     with user_errors(), Admin(server, read_token(token_file)) as admin:
         answer = admin.register(robot_id, env_id, rotate_if_registered=rotate)
+    if key_out is None and out is not None:
+        key_out = out.with_suffix(".pub")
+    if key_out is not None:
+        key_out.write_text(answer["signing_key"] + "\n")
     if out is None:
         print(answer["token"])
     else:
         write_token(out, answer["token"])
         console.print(f"robot {robot_id} registered; its token is in {out}")
+    if key_out is None:
+        console.print(f"the robot pins the policy signing key {answer['signing_key']} (--signing-key)", highlight=False)
+    else:
+        console.print(f"the policy signing key it pins is in {key_out} (fleet robot --signing-key {key_out})")
+
+
+@app.command("deregister")
+def deregister(
+    robot_id: str = typer.Argument(..., help="The robot whose registration to remove."),
+    server: str = SERVER,
+    token_file: Path = ADMIN_TOKEN,
+) -> None:
+    """Remove ROBOT_ID's registration (to correct a bad one); its stored episodes stay.
+
+    Its token stops working. When it was the last robot and the store holds no episode yet, the store's
+    spaces are released too, so `fleet register` can bind the right ones.
+    """
+    from armfarm.fleet.admin import Admin, read_token
+
+    with user_errors(), Admin(server, read_token(token_file)) as admin:
+        answer = admin.deregister(robot_id)
+    released = "; the store's spaces are released" if answer["spec_released"] else ""
+    results.print(f"robot {robot_id} deregistered{released}")
 
 
 @app.command("publish")
@@ -69,6 +99,9 @@ def robot(
     drain_timeout: float = typer.Option(600.0, "--drain-timeout", help="Seconds to wait for the last acks."),
     allow_insecure_http: bool = typer.Option(False, "--allow-insecure-http",
                                              help="Allow plain HTTP to a server off loopback (clear-text tokens)."),
+    signing_key: str = typer.Option(None, "--signing-key",
+                                    help="The server's policy signing key (ed25519:...) or a file holding it, "
+                                         "from `fleet register`. Default: pinned on first contact."),
 ) -> None:
     """Run one robot: act in ENV, record episodes, upload them, follow published policies."""
     from armfarm.fleet.admin import read_token
@@ -77,7 +110,8 @@ def robot(
     with user_errors():
         config = ClientConfig(server=server, token=read_token(token_file), robot_id=robot_id, env_id=env_id,
                               spool_dir=spool or Path("spool") / robot_id, default_behavior=behavior,
-                              noise=noise, seed=seed, allow_insecure_http=allow_insecure_http)
+                              noise=noise, seed=seed, allow_insecure_http=allow_insecure_http,
+                              signing_key=signing_key)
         with progress_bar() as bar:
             task = bar.add_task(f"robot {robot_id}", total=episodes, info="acknowledged")
             with FleetClient(config, on_ack=lambda ack: bar.advance(task)) as client:

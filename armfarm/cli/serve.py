@@ -55,6 +55,9 @@ def serve(
                                         help="Connections served at once; more get 503 at once (bounds slow clients)."),
     keep_alive_s: float = typer.Option(5.0, "--keep-alive", min=0.1, help="Seconds an idle connection is kept open."),
     docs: bool = typer.Option(False, "--docs", help="Serve Swagger UI at /docs (it loads its script from a CDN)."),
+    signing_key_file: Path = typer.Option(None, "--signing-key-file",
+                                          help="Ed25519 key that signs published policies (made with mode 0600 "
+                                               "if missing). Default: STORE/fleet/signing.key."),
     farm: Path = typer.Option(None, "--farm", help="The farm directory this server belongs to (shown on /dashboard)."),
 ) -> None:
     """Serve STORE to a fleet: robots upload episodes and fetch published policies over HTTP."""
@@ -70,6 +73,7 @@ def serve(
             store=store, index_url=index_url, admin_token_file=admin_token_file,
             max_request_bytes=max_request_bytes, max_episode_steps=max_episode_steps,
             rate_limit=rate_limit, rate_burst=rate_burst, extra_status=_farm_status(farm), docs=docs,
+            signing_key_file=signing_key_file,
         ))
     fleet = app.state.fleet
     token_path = fleet.admin_token_path
@@ -80,6 +84,10 @@ def serve(
     if not _is_loopback(host) and ssl_certfile is None:
         console.print("[yellow]warning:[/] listening beyond loopback without TLS: tokens and episodes travel "
                       "in clear text; pass --ssl-certfile/--ssl-keyfile or serve behind a TLS proxy", highlight=False)
+    signer = fleet.registry.signer
+    made = "made a new" if signer.created else "the"
+    console.print(f"policies are signed with {made} key in {signer.path}; robots pin {signer.public_key}",
+                  highlight=False)
     problem = fleet.storage_problem()
     if problem is not None:
         console.print(f"[yellow]warning:[/] {problem}: uploads will be refused with 503 until it is fixed",

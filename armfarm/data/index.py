@@ -175,6 +175,13 @@ class Index(ABC):
                 if statement.strip():
                     cur.execute(statement)
 
+    def ensure_column(self, table: str, column: str, declaration: str) -> None:
+        """Add ``column`` to ``table`` (a migration) unless it is there; safe with concurrent callers."""
+        with self.transaction(write=True) as cur:
+            names = [d[0] for d in cur.execute(f"SELECT * FROM {table} LIMIT 0").description]
+            if column not in names:
+                cur.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
     @abstractmethod
     def drop(self) -> None:
         """Remove what :meth:`create` made (used when another process created the store first)."""

@@ -341,6 +341,14 @@ class EpisodeStore:
                 con.execute("UPDATE spec SET json = ? WHERE id = 1", (merged.to_json(),))
             return merged
 
+    def release_spec(self, cur) -> bool:
+        """Forget the store's spec if it holds no episode, inside the caller's write transaction ``cur``
+        (so a bad binding can be corrected before data arrives); return whether it was forgotten."""
+        if cur.execute("SELECT 1 FROM episodes LIMIT 1").fetchone() is not None:
+            return False
+        cur.execute("DELETE FROM spec")
+        return True
+
     # -- writing --------------------------------------------------------------------------------
 
     def write(

@@ -75,7 +75,7 @@ def publish(paths: FarmPaths, policy_file: Path, source: str) -> int:
 
     data = policy_file.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
-    registry = Registry(EpisodeStore(paths.store))
+    registry = Registry(EpisodeStore(paths.store), paths.signing_key)
     for version in registry.policies():
         if version.source == source and version.sha256 == digest:
             return version.version

@@ -47,7 +47,7 @@ def run_robot(farm_dir: str, robot_id: str) -> int:
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host  # the server is on this machine
     client_config = ClientConfig(
         server=f"http://{host}:{config.port}", allow_insecure_http=True,  # the farm's own server
-        token=read_token(paths.token(robot_id)), robot_id=robot_id,
+        token=read_token(paths.token(robot_id)), signing_key=str(paths.signing_pub), robot_id=robot_id,
         env_id=config.env, spool_dir=paths.spool(robot_id), default_behavior=config.default_behavior,
         default_noise=config.default_noise, default_good_fraction=config.default_good_fraction,
         default_fraction=config.default_fraction, noise=config.noise,

@@ -6,7 +6,9 @@
     FARM_DIR/farm.lock                   held (flock) by the running supervisor; holds its pid
     FARM_DIR/store/                      the episode store the fleet server writes and the learner reads
     FARM_DIR/admin.token                 the fleet's admin token (0600), outside the store learners read
+    FARM_DIR/signing.key                 the key that signs published policies (0600), outside the store
     FARM_DIR/tokens/<robot>.token        each robot's token (0600)
+    FARM_DIR/tokens/signing.pub          the public key every robot pins
     FARM_DIR/spools/<robot>/             each robot's spool: episodes not yet acknowledged, its policy cache
     FARM_DIR/acks/<robot>.jsonl          every ack a robot received, one JSON line each (append-only)
     FARM_DIR/rounds/round_NNNN/round.json   one round's record (phase, data used, evaluation, decision)
@@ -74,7 +76,9 @@ class FarmPaths:
         self.lock = self.root / "farm.lock"
         self.store = self.root / "store"
         self.admin_token = self.root / "admin.token"
+        self.signing_key = self.root / "signing.key"
         self.tokens = self.root / "tokens"
+        self.signing_pub = self.tokens / "signing.pub"
         self.spools = self.root / "spools"
         self.acks = self.root / "acks"
         self.rounds = self.root / "rounds"

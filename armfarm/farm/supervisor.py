@@ -80,7 +80,8 @@ def prepare(paths: FarmPaths, config) -> None:
         raise FarmError(f"the farm's store {paths.store} holds {store.spec} episodes, but {config.env} has {spec}; "
                         "a farm keeps one environment")
     load_or_create_admin_token(paths.admin_token)
-    registry = Registry(store)
+    registry = Registry(store, paths.signing_key)
+    paths.signing_pub.write_text(registry.signing_key + "\n")
     for robot_id in robot_ids(config.robots):
         if paths.token(robot_id).is_file():
             continue
@@ -96,6 +97,7 @@ def component_specs(paths: FarmPaths, config) -> list[ComponentSpec]:
     server = ComponentSpec("server", "armfarm.cli.main", (
         "serve", str(paths.store), "--host", config.host, "--port", str(config.port),
         "--admin-token-file", str(paths.admin_token), "--farm", root,
+        "--signing-key-file", str(paths.signing_key),
         "--max-request-bytes", str(config.max_request_bytes), "--rate-limit", str(config.rate_limit),
         "--rate-burst", str(max(200, 4 * config.robots))), paths.log("server"))
     specs = [server,

@@ -100,6 +100,10 @@ class Admin:
                 raise
         return self._request("POST", f"/v1/robots/{robot_id}/token")
 
+    def deregister(self, robot_id: str) -> dict:
+        """Remove ``robot_id``'s registration; return the server's answer (``spec_released``, ...)."""
+        return self._request("DELETE", f"/v1/robots/{robot_id}")
+
     def publish(self, policy_file: str | Path, source: str = "") -> dict:
         """Publish a ``policy.npz``; return the new version's description."""
         data = Path(policy_file).read_bytes()

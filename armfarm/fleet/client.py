@@ -20,7 +20,12 @@ queue. The same thread polls for the latest published policy; the actor switches
 episode, without restarting. Before any policy is published, the robot acts with its default
 behaviour (random actions by default); a starting robot checks for one before its first episode.
 
-This module needs NumPy, httpx and Gymnasium only: no JAX, no Arrow.
+A robot runs only policies its own server signed (:mod:`armfarm.fleet.signing`): each version's
+signature is checked with the pinned public key (``ClientConfig.signing_key``, from registration)
+when it is offered and again when the file is loaded from the spool. A robot given no key pins the
+server's on first contact (kept in ``SPOOL/policy/server.pub``) and warns that it did.
+
+This module needs NumPy, httpx, cryptography and Gymnasium only: no JAX, no Arrow.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ from armfarm.fleet.payload import (
     split,
     wire_arrays,
 )
+from armfarm.fleet.signing import read_public_key, verify
 
 log = logging.getLogger("armfarm.fleet.client")
 
@@ -92,6 +98,8 @@ class ClientConfig:
         max_policy_bytes: the largest policy file the robot downloads.
         allow_insecure_http: talk plain HTTP to a server that is not on loopback (tokens and data then
             travel in clear text); without it such a server is refused: use https://.
+        signing_key: the server's policy signing key (``ed25519:...``, or a file holding it), as the
+            robot's registration returned it. None: pin the server's key on first contact.
     """
 
     server: str
@@ -114,6 +122,7 @@ class ClientConfig:
     backoff_max_s: float = 10.0
     max_policy_bytes: int = 256 << 20
     allow_insecure_http: bool = False
+    signing_key: str | None = None
 
 
 def check_transport(server: str, allow_insecure_http: bool) -> None:
@@ -129,6 +138,22 @@ def check_transport(server: str, allow_insecure_http: bool) -> None:
     if not loopback:
         raise ValueError(f"{server} is plain HTTP to a host off loopback: tokens and episodes would travel in clear "
                          "text; use https://, or pass allow_insecure_http (--allow-insecure-http) to accept that")
+
+
+@dataclass(frozen=True)
+class _Offer:
+    """A downloaded policy version waiting to be adopted at the next episode."""
+
+    version: int
+    path: Path
+    sha256: str
+    signature: str
+
+    def check(self, signing_key: str) -> None:
+        """Raise ValueError unless the file is the one the server signed for this version."""
+        if hashlib.sha256(self.path.read_bytes()).hexdigest() != self.sha256:
+            raise ValueError(f"{self.path} does not match the sha256 the server published")
+        verify(signing_key, self.version, self.sha256, self.signature)
 
 
 class Unavailable(Exception):
@@ -239,7 +264,10 @@ class Uploader:
                     break  # the episode is stored (or was already)
             if ack is None or ack.get("status") == "staged":
                 raise Unavailable(f"episode {payload.episode_id!r}: the server still misses chunks {ack}")
-        expected = content_digest(payload.arrays, payload.meta)
+        meta = payload.meta
+        if not meta.get("env_id") and ack.get("env_id"):  # the server recorded the robot's registered env
+            meta = {**meta, "env_id": ack["env_id"]}
+        expected = content_digest(payload.arrays, meta)
         if ack.get("episode_id") != payload.episode_id or ack.get("sha256") != expected:
             raise Rejected(f"episode {payload.episode_id!r}: the ack {ack} does not match the upload (sha256 {expected})")
         return ack
@@ -274,6 +302,7 @@ class FleetClient:
         self.on_ack = on_ack
         check_transport(config.server, config.allow_insecure_http)
         self.spool = Spool(config.spool_dir)
+        self.signing_key = self._pinned_key()
         self.env = make_env(config.env_id) if config.env_id else None
         if self.env is not None and config.control_hz > 0:
             self.env = Paced(self.env, config.control_hz)
@@ -299,7 +328,7 @@ class FleetClient:
         self._episode_version: int | None = None  # the version acting in the current episode (None: default)
         self.episodes_recorded = 0
         self._policy_lock = threading.Lock()
-        self._offered: tuple[int, Path] | None = self._cached_policy()  # newest downloaded version
+        self._offered: _Offer | None = self._cached_policy()  # newest downloaded version
         self._tried_version: int | None = None
         self.skipped_versions: dict[int, str] = {}  # versions that failed to load here, and why
         self._wake = threading.Event()
@@ -407,32 +436,55 @@ class FleetClient:
 
     # -- policies -------------------------------------------------------------------------------
 
-    def _cached_policy(self) -> tuple[int, Path] | None:
+    def _pinned_key(self) -> str | None:
+        if self.config.signing_key is not None:
+            return read_public_key(self.config.signing_key)
+        pinned = self.spool.root / "policy" / "server.pub"
+        return read_public_key(pinned) if pinned.is_file() else None
+
+    def _pin_server_key(self) -> None:
+        """Trust on first use: pin the key the server names (a robot registered without one)."""
+        response = self.http.get("/v1/signing-key")
+        response.raise_for_status()
+        key = read_public_key(response.json()["signing_key"])
+        _write_durably(self.spool.root / "policy" / "server.pub", (key + "\n").encode(), self.spool.root / "tmp")
+        self.signing_key = key
+        log.warning("robot %s: pinned the server's policy signing key %s on first use; pass the key from the "
+                    "robot's registration (ClientConfig.signing_key, --signing-key) to pin it ahead",
+                    self.config.robot_id, key)
+
+    def _cached_policy(self) -> _Offer | None:
         """The policy this robot last downloaded (so it acts with it even if it starts offline)."""
         current = self.spool.root / "policy" / "current.json"
         if not current.exists():
             return None
         info = json.loads(current.read_text())
-        return int(info["version"]), self.spool.root / "policy" / f"{info['sha256']}.npz"
+        if "signature" not in info:  # downloaded before policies were signed: fetch it again
+            return None
+        return _Offer(int(info["version"]), self.spool.root / "policy" / f"{info['sha256']}.npz", info["sha256"],
+                      info["signature"])
+
+    def _skip(self, version: int, reason: str) -> None:
+        self.skipped_versions[version] = reason
+        log.error("robot %s: cannot run policy version %d (%s); keeping the current behaviour",
+                  self.config.robot_id, version, reason)
 
     def _adopt_offered_policy(self) -> None:
         with self._policy_lock:
             offered = self._offered
-        if offered is None or offered[0] == self._tried_version:
-            return
-        version, path = offered
-        self._tried_version = version
+        if offered is None or offered.version == self._tried_version or self.signing_key is None:
+            return  # (with no key pinned yet, a cached policy waits for the first contact)
+        self._tried_version = offered.version
         try:
-            behavior = make_behavior(BehaviorSpec(str(path), self.config.noise), self.env, self.action_space)
+            offered.check(self.signing_key)  # the file as it is on disk now
+            behavior = make_behavior(BehaviorSpec(str(offered.path), self.config.noise), self.env, self.action_space)
             if self.env is not None:
                 behavior(self.env.observation_space.sample())  # the network fits this environment
         except Exception as e:  # whatever a bad file does (RecursionError, MemoryError, ...): skip that version
-            self.skipped_versions[version] = f"{type(e).__name__}: {e}"
-            log.error("robot %s: cannot run policy version %d (%s); keeping the current behaviour",
-                      self.config.robot_id, version, e)
+            self._skip(offered.version, f"{type(e).__name__}: {e}")
             return
-        self.adopted, self.policy_version = (version, behavior), version
-        log.info("robot %s: now acting with policy version %d (%s)", self.config.robot_id, version,
+        self.adopted, self.policy_version = (offered.version, behavior), offered.version
+        log.info("robot %s: now acting with policy version %d (%s)", self.config.robot_id, offered.version,
                  behavior.policy_id)
 
     def _poll_policy(self) -> None:
@@ -443,18 +495,27 @@ class FleetClient:
             return
         response.raise_for_status()
         info = response.json()
+        version = int(info["version"])
         with self._policy_lock:
-            if self._offered is not None and self._offered[0] == info["version"]:
+            if (self._offered is not None and self._offered.version == version) or version in self.skipped_versions:
                 return
-        content = self._download(info["weights_url"], info["version"])
+        if self.signing_key is None:
+            self._pin_server_key()
+        try:
+            verify(self.signing_key, version, info["sha256"], info.get("signature"))
+        except ValueError as e:
+            self._skip(version, str(e))
+            return
+        content = self._download(info["weights_url"], version)
         if hashlib.sha256(content).hexdigest() != info["sha256"]:
-            raise ValueError(f"policy version {info['version']}: the weights do not match their sha256")
+            raise ValueError(f"policy version {version}: the weights do not match their sha256")
         path = self.spool.root / "policy" / f"{info['sha256']}.npz"
         _write_durably(path, content, self.spool.root / "tmp")
-        current = json.dumps({"version": info["version"], "sha256": info["sha256"]}).encode()
+        offer = _Offer(version, path, info["sha256"], info["signature"])
+        current = json.dumps({"version": version, "sha256": offer.sha256, "signature": offer.signature}).encode()
         _write_durably(self.spool.root / "policy" / "current.json", current, self.spool.root / "tmp")
         with self._policy_lock:
-            self._offered = (int(info["version"]), path)
+            self._offered = offer
 
     def _download(self, url: str, version: int) -> bytes:
         """A policy file from the server's own origin (the token never goes elsewhere), at most

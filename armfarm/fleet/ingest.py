@@ -44,6 +44,7 @@ class Ack:
     robot_id: str
     transitions: int
     sha256: str
+    env_id: str  # as stored: the upload's, or the robot's registered one where the upload named none
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -164,7 +165,7 @@ class Ingest:
 
     async def _commit(self, robot: Robot, episode: Episode, digest: str) -> Ack:
         if await asyncio.wrap_future(self.committer.submit(episode)):
-            return Ack(episode.episode_id, robot.robot_id, episode.length, digest)
+            return Ack(episode.episode_id, robot.robot_id, episode.length, digest, episode.env_id)
         return await run_in_threadpool(self._retry_ack, robot, episode.episode_id, digest)
 
     # -- checks (run in worker threads) --------------------------------------------------------------
@@ -298,7 +299,8 @@ class Ingest:
                 f"episode {episode_id!r} is already stored by another robot; robot {robot.robot_id!r} must "
                 "use ids of its own (e.g. UUIDs)",
             )
-        return Ack(episode_id, robot.robot_id, record.length, stored_digest(self.store.read_episode(episode_id)))
+        stored = self.store.read_episode(episode_id)
+        return Ack(episode_id, robot.robot_id, record.length, stored_digest(stored), stored.env_id)
 
     def _check_stored_chunk(self, robot: Robot, chunk: EpisodePayload) -> None:
         """409 unless ``chunk`` is part of the stored episode of the same id: same metadata, and its

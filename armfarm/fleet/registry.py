@@ -8,6 +8,7 @@ before the version row is committed, so a version number always points at a comp
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -23,6 +24,7 @@ from armfarm.data.schema import utc_now_iso
 from armfarm.durable import fsync_path
 from armfarm.fleet.auth import matches, new_robot_token, robot_token_id, token_hash
 from armfarm.fleet.errors import FleetError
+from armfarm.fleet.signing import SIGNING_KEY_FILE, Signer
 from armfarm.policy import NumpyPolicy, PolicyFormatError
 
 ROBOT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -45,11 +47,12 @@ CREATE TABLE IF NOT EXISTS fleet_policies (
     bytes INTEGER NOT NULL,
     config TEXT NOT NULL,
     source TEXT NOT NULL,
-    published_at TEXT NOT NULL
+    published_at TEXT NOT NULL,
+    signature TEXT
 );
 """
 _ROBOT_COLUMNS = "robot_id, env_id, spec, registered_at, token_issued_at"
-_POLICY_COLUMNS = "version, sha256, bytes, config, source, published_at"
+_POLICY_COLUMNS = "version, sha256, bytes, config, source, published_at, signature"
 
 
 @dataclass(frozen=True)
@@ -87,11 +90,12 @@ class PolicyVersion:
     config: dict[str, Any]
     source: str
     published_at: str
+    signature: str
 
     @classmethod
     def from_row(cls, row) -> PolicyVersion:
-        version, sha256, size, config, source, published_at = row
-        return cls(int(version), sha256, int(size), json.loads(config), source, published_at)
+        version, sha256, size, config, source, published_at, signature = row
+        return cls(int(version), sha256, int(size), json.loads(config), source, published_at, signature)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +105,7 @@ class PolicyVersion:
             "config": self.config,
             "source": self.source,
             "published_at": self.published_at,
+            "signature": self.signature,
             "weights_url": f"/v1/policies/{self.version}/weights",
         }
 
@@ -122,14 +127,20 @@ def policy_config(policy: NumpyPolicy) -> dict[str, Any]:
 
 
 class Registry:
-    """Robots and policy versions of the fleet writing into ``store``."""
+    """Robots and policy versions of the fleet writing into ``store``.
 
-    def __init__(self, store: EpisodeStore):
+    ``signing_key_file`` holds the key that signs published versions (default
+    ``STORE/fleet/signing.key``, made on first use if missing; see :mod:`armfarm.fleet.signing`).
+    """
+
+    def __init__(self, store: EpisodeStore, signing_key_file: str | os.PathLike | None = None):
         self.store = store
         self.dir = store.path / FLEET_DIR
         for sub in ("policies", "tmp"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         store.index.ensure_tables(_DDL)
+        store.index.ensure_column("fleet_policies", "signature", "TEXT")
+        self.signing_key_file = Path(signing_key_file or store.path / SIGNING_KEY_FILE)
         self._verified: dict[str, tuple[float, str, str]] = {}  # token_id -> (expiry, hash, robot_id)
         self._robots: dict[str, Robot] = {}  # registrations never change, so they are cached for good
 
@@ -184,6 +195,23 @@ class Registry:
         self._verified.pop(row[0], None)
         return self.robot(robot_id), token
 
+    def deregister(self, robot_id: str) -> bool:
+        """Remove ``robot_id``'s registration (its token stops working; its stored episodes stay).
+
+        When it was the last robot and the store holds no episode yet, the store's spec is released too,
+        so a registration with wrong spaces can be corrected by registering again. Returns whether it was.
+        """
+        with self.store.index.transaction(write=True) as cur:
+            row = cur.execute("SELECT token_id FROM fleet_robots WHERE robot_id = ?", (robot_id,)).fetchone()
+            if row is None:
+                raise FleetError(404, f"no robot {robot_id!r} is registered")
+            cur.execute("DELETE FROM fleet_robots WHERE robot_id = ?", (robot_id,))
+            last = cur.execute("SELECT 1 FROM fleet_robots LIMIT 1").fetchone() is None
+            released = last and self.store.release_spec(cur)
+        self._verified.pop(row[0], None)
+        self._robots.pop(robot_id, None)
+        return released
+
     def robot(self, robot_id: str) -> Robot:
         """The registered robot ``robot_id``; 404 if there is none."""
         with self.store.index.transaction() as cur:
@@ -229,6 +257,24 @@ class Registry:
 
     # -- policies -------------------------------------------------------------------------------
 
+    @functools.cached_property
+    def signer(self) -> Signer:
+        """The private key, loaded (or made) on first use, so registries that only read make no key."""
+        return Signer(self.signing_key_file)
+
+    @property
+    def signing_key(self) -> str:
+        """The public key robots pin (``ed25519:...``)."""
+        return self.signer.public_key
+
+    def sign_unsigned(self) -> None:
+        """Sign the versions published before policies were signed (the server does it at start)."""
+        with self.store.index.transaction(write=True) as cur:
+            rows = cur.execute("SELECT version, sha256 FROM fleet_policies WHERE signature IS NULL").fetchall()
+            for version, sha256 in rows:
+                cur.execute("UPDATE fleet_policies SET signature = ? WHERE version = ?",
+                            (self.signer.sign(int(version), sha256), version))
+
     def publish(self, data: bytes, source: str) -> PolicyVersion:
         """Check a ``policy.npz`` and make it the newest version.
 
@@ -260,12 +306,14 @@ class Registry:
         config = policy_config(policy)
         now = utc_now_iso()
         with self.store.index.transaction(write=True) as cur:
-            version = cur.execute(
+            version = int(cur.execute(
                 "INSERT INTO fleet_policies (sha256, bytes, config, source, published_at) "
                 "VALUES (?, ?, ?, ?, ?) RETURNING version",
                 (digest, len(data), json.dumps(config, sort_keys=True), source, now),
-            ).fetchone()[0]
-        return PolicyVersion(int(version), digest, len(data), config, source, now)
+            ).fetchone()[0])
+            signature = self.signer.sign(version, digest)
+            cur.execute("UPDATE fleet_policies SET signature = ? WHERE version = ?", (signature, version))
+        return PolicyVersion(version, digest, len(data), config, source, now, signature)
 
     def latest_policy(self) -> PolicyVersion | None:
         """The newest published policy, or None before the first."""

@@ -8,10 +8,12 @@ Endpoints (the full description is served at ``/openapi.json``)::
     POST /v1/robots                                            admin    register a robot -> its token
     GET  /v1/robots                                            admin
     GET  /v1/robots/{robot_id}                                 admin or that robot
+    DELETE /v1/robots/{robot_id}                               admin    remove a registration (to correct it)
     POST /v1/robots/{robot_id}/token                           admin    rotate the robot's token
     POST /v1/robots/{robot_id}/episodes                        robot    upload a whole episode -> ack
     PUT  /v1/robots/{robot_id}/episodes/{episode_id}/chunks/{index}   robot   upload a chunk
     POST /v1/policies                                          admin    publish a policy.npz -> version
+    GET  /v1/signing-key                                       any token  the key policies are signed with
     GET  /v1/policies, /v1/policies/latest, /v1/policies/{version}    any token
     GET  /v1/policies/{version}/weights                        any token  the policy.npz
 
@@ -80,6 +82,8 @@ class ServerConfig:
         min_free_bytes: /healthz reports the store unhealthy below this much free disk.
         docs: serve Swagger UI at /docs (it loads its script and style from a CDN, so it is off by default;
             /openapi.json is always served).
+        signing_key_file: the Ed25519 key that signs published policies (default
+            ``STORE/fleet/signing.key``; made with mode 0600 if missing; see armfarm.fleet.signing).
         extra_status: called for each /v1/dashboard answer to add a view of what the fleet belongs to
             (``armfarm serve --farm`` passes the farm's status: rounds, learner, components).
     """
@@ -104,6 +108,7 @@ class ServerConfig:
     max_staged_bytes_total: int = 8 << 30
     min_free_bytes: int = 64 << 20
     docs: bool = False
+    signing_key_file: Path | None = None
 
 
 # -- request and response bodies ---------------------------------------------------------------------
@@ -180,6 +185,19 @@ class RobotOut(BaseModel):
 
 class RobotTokenOut(RobotOut):
     token: str = Field(description="The robot's bearer token; shown only now.")
+    signing_key: str = Field(description="The public key published policies are signed with (ed25519:...); "
+                             "the robot pins it and runs only policies it verifies.")
+
+
+class DeregisteredOut(BaseModel):
+    robot_id: str
+    spec_released: bool = Field(description="Whether the store's spaces were released too (it was the last "
+                                "robot and the store holds no episode), so the next registration binds them anew.")
+    staged_uploads_discarded: int
+
+
+class SigningKeyOut(BaseModel):
+    signing_key: str = Field(description="ed25519:<base64url of the 32-byte public key>")
 
 
 class AckOut(BaseModel):
@@ -187,6 +205,8 @@ class AckOut(BaseModel):
     robot_id: str
     transitions: int
     sha256: str = Field(description="SHA-256 of the episode's content, as the store holds it.")
+    env_id: str = Field(description="The environment the store records: the upload's, or the robot's "
+                        "registered one where the upload named none (the digest covers it).")
 
 
 class StagedOut(BaseModel):
@@ -203,6 +223,7 @@ class PolicyOut(BaseModel):
     config: dict[str, Any]
     source: str
     published_at: str
+    signature: str = Field(description="Ed25519 signature (base64url) of the version number and sha256.")
     weights_url: str
 
 
@@ -243,7 +264,8 @@ class Fleet:
         self.admin_token_path = config.admin_token_file or self.store.path / ADMIN_TOKEN_FILE
         admin_token, self.admin_token_created = load_or_create_admin_token(self.admin_token_path)
         self.admin_hash = token_hash(admin_token)
-        self.registry = Registry(self.store)
+        self.registry = Registry(self.store, config.signing_key_file)
+        self.registry.sign_unsigned()  # makes the signing key if there is none yet
         staging = ChunkStaging(self.store.path / FLEET_DIR / "uploads", config.max_staged_bytes,
                                config.max_staged_files, config.max_staged_bytes_total)
         self.staging = staging
@@ -418,7 +440,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         except DataError as e:
             raise FleetError(422, f"robot {body.robot_id!r}: invalid spec: {e.message}") from None
         robot, token = fleet.registry.register(body.robot_id, body.env_id, spec)
-        return {**robot.to_json(), "token": token}
+        return {**robot.to_json(), "token": token, "signing_key": fleet.registry.signing_key}
 
     @app.get("/v1/robots", response_model=list[RobotOut], responses=_errors(*_AUTH), tags=["robots"])
     def robots(caller: Caller) -> list[dict]:
@@ -433,13 +455,25 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise FleetError(403, f"{caller} may not read robot {robot_id!r}")
         return fleet.registry.robot(robot_id).to_json()
 
+    @app.delete("/v1/robots/{robot_id}", response_model=DeregisteredOut, responses=_errors(*_AUTH, 404, 422),
+                tags=["robots"])
+    def deregister(robot_id: RobotId, caller: Caller) -> dict:
+        """Remove a robot's registration, to correct a bad one: its token stops working, its unfinished
+        chunked uploads are discarded, its stored episodes stay. If it was the last robot and the store
+        holds no episode, the store's spaces are released, so registering again can fix wrong spaces."""
+        admin_only(caller, "remove robots")
+        released = fleet.registry.deregister(robot_id)
+        discarded = fleet.staging.discard_robot(robot_id)
+        log.info("robot %s deregistered (spec released: %s)", robot_id, released)
+        return {"robot_id": robot_id, "spec_released": released, "staged_uploads_discarded": discarded}
+
     @app.post("/v1/robots/{robot_id}/token", response_model=RobotTokenOut, responses=_errors(*_AUTH, 404, 422),
               tags=["robots"])
     def rotate(robot_id: RobotId, caller: Caller) -> dict:
         """Issue a robot a new token; the old one stops working."""
         admin_only(caller, "issue tokens")
         robot, token = fleet.registry.rotate_token(robot_id)
-        return {**robot.to_json(), "token": token}
+        return {**robot.to_json(), "token": token, "signing_key": fleet.registry.signing_key}
 
     @app.post("/v1/robots/{robot_id}/episodes", response_model=AckOut, openapi_extra=_BINARY_BODY,
               responses=_errors(*_AUTH, 404, 409, 413, 422, 503), tags=["episodes"])
@@ -475,6 +509,12 @@ def create_app(config: ServerConfig) -> FastAPI:
                       ) -> dict:
         """Publish a policy.npz (from ``armfarm train``) as the newest version robots will fetch."""
         return (await run_in_threadpool(fleet.registry.publish, body, source)).to_json()
+
+    @app.get("/v1/signing-key", response_model=SigningKeyOut, responses=_errors(*_AUTH), tags=["policies"])
+    def signing_key(caller: Caller) -> dict:
+        """The public key every published policy is signed with. Pin it at registration (it comes with
+        the robot's token); fetching it here trusts this connection."""
+        return {"signing_key": fleet.registry.signing_key}
 
     @app.get("/v1/policies", response_model=list[PolicyOut], responses=_errors(*_AUTH), tags=["policies"])
     def policies(caller: Caller) -> list[dict]:

@@ -95,9 +95,9 @@ def run_sim(
     with Admin(server, admin_token, wait_s=REGISTER_WAIT_S) as admin:
         for r in range(robots):
             robot_id = f"{prefix}-{r}"
-            token = admin.register(robot_id, env_id, spec, rotate_if_registered=True)["token"]
+            answer = admin.register(robot_id, env_id, spec, rotate_if_registered=True)
             configs.append(ClientConfig(
-                server=server, token=token, robot_id=robot_id, env_id=env_id, spool_dir=spool_root / robot_id,
+                server=server, token=answer["token"], signing_key=answer["signing_key"], robot_id=robot_id, env_id=env_id, spool_dir=spool_root / robot_id,
                 noise=noise, seed=seed + 1_000_000 * r, max_steps=max_steps, policy_poll_s=policy_poll_s,
             ))
     context = mp.get_context("spawn")

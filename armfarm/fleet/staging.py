@@ -151,6 +151,14 @@ class ChunkStaging:
                 self._uncount(robot_id, path)
         shutil.rmtree(directory, ignore_errors=True)
 
+    def discard_robot(self, robot_id: str) -> int:
+        """Forget every unfinished upload of ``robot_id`` (its registration is gone); return how many."""
+        directories = [d for d in (self.root / robot_id).glob("*") if d.is_dir()]
+        for directory in directories:
+            self.discard(robot_id, directory.name)
+        shutil.rmtree(self.root / robot_id, ignore_errors=True)
+        return len(directories)
+
     def expire(self, older_than_s: float) -> list[str]:
         """Remove uploads untouched for ``older_than_s`` seconds; return their ``robot/episode`` names."""
         cutoff = time.time() - older_than_s

@@ -80,6 +80,21 @@ class ThreadServer:
         return robot_id, response.json()["token"]
 
 
+def cache_policy(spool: Path, server: ThreadServer, version: int, content: bytes, signer=None) -> str:
+    """Put ``content`` in a robot's spool as policy ``version`` it downloaded earlier, signed by
+    ``signer`` (the server's key by default), as a robot restarting with a cached policy finds it."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(content).hexdigest()
+    signature = (signer or server.fleet.registry.signer).sign(version, digest)
+    (spool / "policy").mkdir(parents=True, exist_ok=True)
+    (spool / "policy" / f"{digest}.npz").write_bytes(content)
+    (spool / "policy" / "current.json").write_text(
+        json.dumps({"version": version, "sha256": digest, "signature": signature}))
+    return digest
+
+
 class ProcessServer:
     """``armfarm serve STORE`` in a subprocess on a fixed free port, which survives restarts."""
 

@@ -1,6 +1,5 @@
 """The attack review's findings, each now refused cheaply (seconds to refuse, memory growth bounded)."""
 
-import json
 import socket
 import subprocess
 import threading
@@ -16,6 +15,7 @@ from fleetlib import (
     ThreadServer,
     bearer,
     binary,
+    cache_policy,
     episode_arrays,
     episode_body,
     episode_meta,
@@ -28,6 +28,7 @@ from armfarm.fleet.errors import FleetError
 from armfarm.fleet.ingest import GroupCommitter
 from armfarm.fleet.payload import Chunk, decode, encode, split
 from armfarm.fleet.server import ServerConfig
+from armfarm.fleet.signing import Signer, verify
 from armfarm.policy import NumpyPolicy, PolicyFormatError
 
 pytestmark = pytest.mark.timeout(300)
@@ -209,6 +210,93 @@ def test_the_client_keeps_its_token_on_the_servers_origin_and_caps_downloads(har
                                  spool_dir=tmp_path / "s2"))
 
 
+def wait_until(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def publish_policy(server, path, seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    NumpyPolicy([rng.normal(size=(11, 8)), rng.normal(size=(8, 3))], [np.zeros(8), np.zeros(3)]).save(path)
+    response = httpx.post(f"{server.url}/v1/policies", content=path.read_bytes(), headers=binary(server.admin_token))
+    response.raise_for_status()
+    return response.json()
+
+
+def test_robots_run_only_policies_their_own_server_signed(hardened, tmp_path):
+    answer = httpx.post(f"{hardened.url}/v1/robots", headers=bearer(hardened.admin_token),
+                        json={"robot_id": "arm-1", "env_id": "Hopper-v5", "spec": HOPPER_SPEC.to_dict()}).json()
+    pinned = answer["signing_key"]
+    assert pinned == hardened.fleet.registry.signing_key and pinned.startswith("ed25519:")
+    assert (hardened.store.path / "fleet" / "signing.key").stat().st_mode & 0o777 == 0o600
+    version = publish_policy(hardened, tmp_path / "ours.npz")
+    verify(pinned, version["version"], version["sha256"], version["signature"])
+    with pytest.raises(ValueError, match="does not verify"):  # the same file offered under another number
+        verify(pinned, version["version"] + 1, version["sha256"], version["signature"])
+
+    # an impostor (DNS hijack, a wrong --server) with its own key publishes a well-formed policy
+    with ThreadServer(ServerConfig(store=tmp_path / "impostor", rate_limit=0)) as impostor:
+        robot_id, token = impostor.register("arm-1")
+        foreign = publish_policy(impostor, tmp_path / "theirs.npz", seed=1)
+        config = ClientConfig(server=impostor.url, token=token, robot_id=robot_id, env_id="Hopper-v5",
+                              spool_dir=tmp_path / "hijacked", max_steps=5, policy_poll_s=0.1, signing_key=pinned)
+        with FleetClient(config) as client:
+            wait_until(lambda: foreign["version"] in client.skipped_versions)
+            client.record_episode()
+            assert client.policy_version is None and client.behavior.policy_id == "random"
+            assert "does not verify with the pinned key" in client.skipped_versions[foreign["version"]]
+            assert not list((tmp_path / "hijacked" / "policy").glob("*.npz"))  # never even downloaded
+
+    # the robot's own server: adopted; the file tampered in the spool: refused on the next start
+    spool = tmp_path / "spool"
+    config = ClientConfig(server=hardened.url, token=answer["token"], robot_id="arm-1", env_id="Hopper-v5",
+                          spool_dir=spool, max_steps=5, policy_poll_s=0.1, signing_key=pinned)
+    with FleetClient(config) as client:
+        wait_until(lambda: client._offered is not None)
+        client.record_episode()
+        assert client.policy_version == version["version"]
+    cached = spool / "policy" / f"{version['sha256']}.npz"
+    publish_policy(hardened, tmp_path / "swap.npz", seed=2)  # a valid policy file, but not this version's
+    cached.write_bytes((tmp_path / "swap.npz").read_bytes())
+    config.server = "http://127.0.0.1:9"  # offline: only the cache could act
+    with FleetClient(config) as client:
+        client.record_episode()
+        assert client.policy_version is None and "does not match" in client.skipped_versions[version["version"]]
+
+
+def test_a_robot_without_a_key_pins_its_servers_on_first_contact(hardened, tmp_path):
+    robot_id, token = hardened.register()
+    publish_policy(hardened, tmp_path / "p.npz")
+    config = ClientConfig(server=hardened.url, token=token, robot_id=robot_id, env_id="Hopper-v5",
+                          spool_dir=tmp_path / "spool", max_steps=5, policy_poll_s=0.1)
+    with FleetClient(config) as client:
+        wait_until(lambda: client._offered is not None)
+        client.record_episode()
+        assert client.policy_version is not None
+    pinned = (tmp_path / "spool" / "policy" / "server.pub").read_text().strip()
+    assert pinned == hardened.fleet.registry.signing_key
+    other = Signer(tmp_path / "other.key")  # the next start keeps the pinned key, not whatever it is offered
+    cache_policy(tmp_path / "spool", hardened, 9, (tmp_path / "p.npz").read_bytes(), signer=other)
+    config.server = "http://127.0.0.1:9"
+    with FleetClient(config) as client:
+        client.record_episode()
+        assert client.policy_version is None and "does not verify" in client.skipped_versions[9]
+
+
+def test_versions_published_before_signing_are_signed_when_the_server_starts(tmp_path):
+    with ThreadServer(ServerConfig(store=tmp_path / "store", rate_limit=0)) as server:
+        published = publish_policy(server, tmp_path / "p.npz")
+        key = server.fleet.registry.signing_key
+    with server.store.index.transaction(write=True) as cur:  # the table as an older release made it
+        cur.execute("ALTER TABLE fleet_policies DROP COLUMN signature")
+    with ThreadServer(ServerConfig(store=tmp_path / "store", rate_limit=0)) as server:
+        latest = httpx.get(f"{server.url}/v1/policies/latest", headers=bearer(server.admin_token)).json()
+        assert latest["sha256"] == published["sha256"] and server.fleet.registry.signing_key == key
+        verify(key, latest["version"], latest["sha256"], latest["signature"])
+
+
 # -- low to medium -------------------------------------------------------------------------------------
 
 
@@ -223,14 +311,11 @@ def test_a_policy_header_that_would_recurse_forever_is_refused_and_robots_skip_i
     nested_header_policy(tmp_path / "huge.npz", 100_000)  # 200 KB: over the cap
     with pytest.raises(PolicyFormatError, match="exceeds"):
         NumpyPolicy.load(tmp_path / "huge.npz")
-    spool = tmp_path / "spool"
-    (spool / "policy").mkdir(parents=True)
-    digest = "1" * 64
-    (spool / "policy" / f"{digest}.npz").write_bytes((tmp_path / "deep.npz").read_bytes())
-    (spool / "policy" / "current.json").write_text(json.dumps({"version": 5, "sha256": digest}))
+    spool = tmp_path / "spool"  # as if its server had published it before the header cap existed
+    cache_policy(spool, hardened, 5, (tmp_path / "deep.npz").read_bytes())
     robot_id, token = hardened.register()
     config = ClientConfig(server=hardened.url, token=token, robot_id=robot_id, env_id="Hopper-v5", spool_dir=spool,
-                          max_steps=5, policy_poll_s=0.2)
+                          max_steps=5, policy_poll_s=0.2, signing_key=hardened.fleet.registry.signing_key)
     with FleetClient(config) as client:  # restarts with the bad version cached: skips it, keeps moving
         client.record_episode()
         assert client.policy_version is None and 5 in client.skipped_versions
@@ -304,6 +389,29 @@ def test_a_spec_whose_element_count_overflows_int64_is_refused(hardened):
     response = httpx.post(f"{hardened.url}/v1/robots", json={"robot_id": "huge", "env_id": "x", "spec": spec},
                           headers=bearer(hardened.admin_token))
     assert response.status_code == 422 and "elements" in response.text
+
+
+def test_admins_can_correct_a_bad_registration(hardened):
+    wrong = StoreSpec(ArraySpec((5,), "float32"), ArraySpec((3,), "float32", [-1.0] * 3, [1.0] * 3))
+    robot_id, token = hardened.register("typo", spec=wrong)  # binds the empty store to the wrong spaces
+    assert hardened.store.spec == wrong
+    with pytest.raises(AssertionError, match="differs from the store's"):
+        hardened.register("arm-1")
+    response = httpx.delete(f"{hardened.url}/v1/robots/{robot_id}", headers=bearer(token))
+    assert response.status_code == 403  # only the admin
+    response = httpx.delete(f"{hardened.url}/v1/robots/{robot_id}", headers=bearer(hardened.admin_token))
+    assert response.status_code == 200 and response.json()["spec_released"] is True
+    assert hardened.store.spec is None
+    assert httpx.get(f"{hardened.url}/v1/robots/{robot_id}", headers=bearer(token)).status_code == 401
+    arm, arm_token = hardened.register("arm-1")  # the right spaces bind now
+    assert hardened.store.spec == HOPPER_SPEC
+    httpx.post(f"{hardened.url}/v1/robots/{arm}/episodes", content=episode_body(T=4),
+               headers=binary(arm_token)).raise_for_status()
+    # once episodes are stored, removing the last robot keeps the spaces they were written with
+    response = httpx.delete(f"{hardened.url}/v1/robots/{arm}", headers=bearer(hardened.admin_token))
+    assert response.json()["spec_released"] is False and hardened.store.spec == HOPPER_SPEC
+    assert len(hardened.store.snapshot()) == 1
+    assert httpx.delete(f"{hardened.url}/v1/robots/{arm}", headers=bearer(hardened.admin_token)).status_code == 404
 
 
 def test_smaller_items(hardened):

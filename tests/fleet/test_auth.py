@@ -37,7 +37,7 @@ def test_every_endpoint_refuses_missing_or_wrong_tokens(server, headers):
         assert response.status_code == 401, (method, path, response.text)
         assert "token" in response.json()["detail"] and response.headers["WWW-Authenticate"].startswith("Bearer")
         checked += 1
-    assert checked == 12
+    assert checked == 14
     assert store_state(server.store) == state
 
 

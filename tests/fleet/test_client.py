@@ -1,6 +1,5 @@
 """The robot client: buffering on disk while the server is away, surviving kills, following policies."""
 
-import json
 import os
 import signal
 import subprocess
@@ -10,7 +9,7 @@ import time
 
 import numpy as np
 import pytest
-from fleetlib import ThreadServer, episode_arrays, episode_meta
+from fleetlib import ThreadServer, cache_policy, episode_arrays, episode_meta
 
 from armfarm.data import check_store
 from armfarm.fleet.admin import Admin, write_token
@@ -134,17 +133,19 @@ def test_follows_new_policies_without_restarting(server, robot, tmp_path):
 
 @pytest.mark.parametrize("kind", ["mismatched", "corrupt"])
 def test_a_cached_policy_that_cannot_run_is_not_run(backend, tmp_path, kind):
-    """A damaged or foreign policy in the spool's cache: the robot keeps its default behaviour."""
+    """A damaged or foreign policy in the spool's cache (signed, so only loading it can fail): the robot
+    keeps its default behaviour and reports the version as skipped."""
     spool = tmp_path / "spool"
-    (spool / "policy").mkdir(parents=True)
-    digest = "0" * 64
     if kind == "corrupt":
-        (spool / "policy" / f"{digest}.npz").write_bytes(b"not a policy")
+        content = b"not a policy"
     else:
-        NumpyPolicy([np.ones((4, 3))], [np.zeros(3)]).save(spool / "policy" / f"{digest}.npz")
-    (spool / "policy" / "current.json").write_text(json.dumps({"version": 7, "sha256": digest}))
+        NumpyPolicy([np.ones((4, 3))], [np.zeros(3)]).save(tmp_path / "foreign.npz")
+        content = (tmp_path / "foreign.npz").read_bytes()
     with ThreadServer(ServerConfig(store=tmp_path / "store", index_url=backend)) as server:
-        with FleetClient(client_config(server, server.register(), spool)) as client:
+        cache_policy(spool, server, 7, content)
+        config = client_config(server, server.register(), spool, signing_key=server.fleet.registry.signing_key)
+        with FleetClient(config) as client:
             client.record_episode()
             assert client.policy_version is None and client.behavior.policy_id == "random"
+            assert 7 in client.skipped_versions
             assert client.drain(timeout=60)

@@ -32,11 +32,14 @@ def test_serve_register_collect_train_publish(tmp_path, backend):
         armfarm("fleet", "register", "arm-1", "--env", "Hopper-v5", "--server", server.url, "--token-file", admin,
                 "--out", token)
         assert token.stat().st_mode & 0o777 == 0o600
+        key = tmp_path / "arm-1.pub"  # the signing key the robot pins, beside its token
+        assert key.read_text().strip() == httpx.get(f"{server.url}/v1/signing-key", headers={
+            "Authorization": f"Bearer {server.admin_token}"}).json()["signing_key"]
         again = armfarm("fleet", "register", "arm-1", "--env", "Hopper-v5", "--server", server.url,
                         "--token-file", admin, check=False)
         assert again.returncode == 2 and "already registered" in again.stderr
         robot = ("fleet", "robot", "arm-1", "--env", "Hopper-v5", "--server", server.url, "--token-file", token,
-                 "--spool", tmp_path / "spool")
+                 "--signing-key", key, "--spool", tmp_path / "spool")
         armfarm(*robot, "--episodes", 8)
         assert EpisodeStore(store).num_episodes == 8
 
@@ -53,6 +56,12 @@ def test_serve_register_collect_train_publish(tmp_path, backend):
         assert policies[:8] == ["default:random"] * 8 and all(p.startswith("v1:bc@") for p in policies[8:])
         assert len(policies) == 10
         assert armfarm("data", "check", store).returncode == 0
+
+        armfarm("fleet", "register", "typo", "--env", "Hopper-v5", "--server", server.url, "--token-file", admin)
+        gone = armfarm("fleet", "deregister", "typo", "--server", server.url, "--token-file", admin)
+        assert "typo deregistered" in gone.stdout and "released" not in gone.stdout  # arm-1 and episodes remain
+        missing = armfarm("fleet", "deregister", "typo", "--server", server.url, "--token-file", admin, check=False)
+        assert missing.returncode == 2 and "no robot 'typo'" in missing.stderr
     finally:
         server.stop()
 

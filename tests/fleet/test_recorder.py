@@ -43,6 +43,7 @@ def test_a_custom_control_loop_records_uploads_and_follows_policies(server, robo
     with FleetClient(config, action_space=ACTIONS) as client:
         first, steps = drive(client, ToyRobot(0))
         assert client.drain(timeout=60)
+        assert not client.spool.rejected()  # acknowledged (the ack names the env the server filled in)
         stored = server.store.read_episode(first)
         np.testing.assert_array_equal(stored.observations[:-1], np.stack([s[0] for s in steps]))
         np.testing.assert_array_equal(stored.observations[-1], steps[-1][3])
@@ -55,7 +56,7 @@ def test_a_custom_control_loop_records_uploads_and_follows_policies(server, robo
         hopper_policy(3).save(tmp_path / "p.npz")
         with Admin(server.url, server.admin_token) as admin:
             version = admin.publish(tmp_path / "p.npz")["version"]
-        wait_for(lambda: client._offered is not None and client._offered[0] == version)
+        wait_for(lambda: client._offered is not None and client._offered.version == version)
         second, steps = drive(client, ToyRobot(1))  # adopted at the episode boundary
         assert client.drain(timeout=60)
         stored = server.store.read_episode(second)

@@ -27,7 +27,7 @@ def test_upload_is_stored_and_acknowledged(server, robot):
     assert response.status_code == 200, response.text
     ack = response.json()
     assert ack == {"episode_id": meta["episode_id"], "robot_id": robot[0], "transitions": 7,
-                   "sha256": content_digest(arrays, meta)}
+                   "sha256": content_digest(arrays, meta), "env_id": meta["env_id"]}
     stored = server.store.read_episode(meta["episode_id"])  # visible as soon as acknowledged
     assert stored.collector_id == robot[0] and stored.env_id == "Hopper-v5" and stored.seed == 2**64 - 1
     assert stored.created_at == meta["created_at"] and stored.policy_id == "test"
