@@ -215,7 +215,7 @@ class _SACBehavior:
     """Samples actions from a SAC checkpoint's stochastic actor (the behaviour of ``medium``/``expert``)."""
 
     def __init__(self, checkpoint: Path, policy_id: str):
-        from armfarm.algos.common import load_checkpoint
+        from armfarm.algos import load_checkpoint
         from armfarm.online import GaussianActor
 
         restored = load_checkpoint(checkpoint)

@@ -2,7 +2,7 @@
 
 The loop alternates acting and learning in chunks: the current stochastic actor (a NumPy copy of its
 parameters, :class:`GaussianActor`) takes ``updates_per_call`` (K) environment steps, then K gradient
-steps run in one compiled :func:`~armfarm.algos.common.make_train_fn` call on K batches drawn from the
+steps run in one compiled :func:`~armfarm.algos.make_train_fn` call on K batches drawn from the
 replay buffer, one update per environment step as in Haarnoja et al. 2018. The first ``start_steps``
 environment steps use uniform random actions and no updates. Acting with a policy up to K - 1 updates
 old costs little sample efficiency for K much smaller than the episode length, and fusing K updates
@@ -29,15 +29,15 @@ import jax
 import numpy as np
 
 from armfarm import __version__
-from armfarm.algos.common import (
+from armfarm.algos import (
     DatasetStats,
     config_from_dict,
+    get_algorithm,
     load_checkpoint,
     make_train_fn,
     run_train_call,
     save_checkpoint,
 )
-from armfarm.algos.registry import get_algorithm
 from armfarm.durable import write_atomic
 from armfarm.envs.registry import make_env
 from armfarm.evaluate.rollouts import EvalResult, evaluate_policy

@@ -184,8 +184,6 @@ class NumpyPolicy:
         y = y.astype(np.float32, copy=False)
         return y[0] if single else y
 
-    act = __call__
-
     def __repr__(self) -> str:
         sizes = [self.obs_dim] + [w.shape[1] for w in self.weights]
         return f"NumpyPolicy(sizes={sizes}, obs_keys={self.obs_keys}, metadata={self.metadata})"

@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from armfarm.algos.common import latest_checkpoint
+from armfarm.algos.core.checkpoints import latest_checkpoint
 from armfarm.durable import write_atomic, write_json
 from armfarm.evaluate.rollouts import EvalResult
 
@@ -52,7 +52,7 @@ class RunDir:
         return self.path / "checkpoints" / f"step_{step}"
 
     def latest_checkpoint(self, required: tuple[str, ...] = ()) -> Path | None:
-        """The newest complete checkpoint (see :func:`armfarm.algos.common.latest_checkpoint`)."""
+        """The newest complete checkpoint (see :func:`armfarm.algos.latest_checkpoint`)."""
         return latest_checkpoint(self.path, required)
 
     def is_run(self) -> bool:

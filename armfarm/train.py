@@ -20,15 +20,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from armfarm import __version__
-from armfarm.algos.common import (
+from armfarm.algos import (
     DatasetStats,
     config_from_dict,
+    get_algorithm,
     load_checkpoint,
     make_train_fn,
     run_train_call,
     save_checkpoint,
 )
-from armfarm.algos.registry import get_algorithm
 from armfarm.data import EpisodeStore, TransitionDataset
 from armfarm.evaluate.rollouts import EvalResult, evaluate_policy
 from armfarm.runs import RunDir, eval_block

@@ -361,7 +361,7 @@ def _repeat(run_calls, k: int, min_steps: int, min_seconds: float, est_call_s: f
 
 
 def bench_armfarm(names, data, args) -> dict:
-    from armfarm.algos import common, registry
+    import armfarm.algos as common
 
     hidden = tuple(int(h) for h in args.hidden.split(","))
     ds, sampler_name = training_dataset(data)
@@ -369,7 +369,7 @@ def bench_armfarm(names, data, args) -> dict:
     results = {"sampler": sampler_name}
     for name in names:
         try:
-            results[name] = _bench_one(name, common, registry, stats, ds, args, hidden)
+            results[name] = _bench_one(name, common, stats, ds, args, hidden)
         except Exception as e:  # one broken algorithm must not hide the others' numbers
             import traceback
 
@@ -378,11 +378,11 @@ def bench_armfarm(names, data, args) -> dict:
     return results
 
 
-def _bench_one(name, common, registry, stats, ds, args, hidden) -> dict:
+def _bench_one(name, common, stats, ds, args, hidden) -> dict:
     import jax
     import numpy as np
 
-    algo = registry.get_algorithm(name)
+    algo = common.get_algorithm(name)
     config, overrides = make_config(algo, args.batch_size, hidden)
     state = algo.init(config, stats, args.seed)
     train_fn = common.make_train_fn(algo, config)

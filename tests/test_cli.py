@@ -87,3 +87,20 @@ def test_results_go_to_stdout_so_they_pipe(hopper_store):
     assert "hopper-medium" in recipes.stdout
     bad = _pipe("data", "info", hopper_store / "missing")
     assert bad.returncode == 2 and bad.stdout == "" and "error:" in bad.stderr
+
+
+def test_the_readme_lists_every_registered_algorithm_as_armfarm_algos_prints_them():
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from armfarm.algos import algorithms
+    from armfarm.cli.main import app
+
+    table = CliRunner().invoke(app, ["algos", "--markdown"]).stdout
+    assert all(f"| `{name}` |" in table for name in algorithms())
+    assert table in (Path(__file__).parents[1] / "README.md").read_text(), "README's algorithm table is stale"
+    fields = CliRunner().invoke(app, ["algos", "iql"])
+    assert fields.exit_code == 0 and "expectile" in fields.stdout
+    unknown = CliRunner().invoke(app, ["algos", "ppo"])
+    assert unknown.exit_code != 0 and "valid names" in unknown.output

@@ -4,8 +4,7 @@ import dataclasses
 
 import pytest
 
-from armfarm.algos.common import config_from_dict
-from armfarm.algos.registry import get_algorithm
+from armfarm.algos import config_from_dict, get_algorithm
 from armfarm.overrides import coerce_fields, parse_pairs
 
 

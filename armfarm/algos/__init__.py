@@ -1,38 +1,40 @@
-"""Pessimistic offline RL in JAX: BC, TD3+BC, IQL and CQL behind one small interface.
+"""Offline (and online) RL in JAX behind one contract; every algorithm is one module here that
+registers itself (see :mod:`armfarm.algos.core.contract` and ``docs/design.md``, section ``armfarm.algos``).
 
-See ``docs/design.md`` (section ``armfarm.algos``) and :mod:`armfarm.algos.common`.
+Each algorithm module exports its config class (``from armfarm.algos.iql import IQLConfig``); this
+package exports the registry and the shared machinery.
 """
 
-from armfarm.algos.bc import BCConfig
-from armfarm.algos.common import (
-    AgentState,
+from armfarm.algos.core.batches import AgentState
+from armfarm.algos.core.checkpoints import (
     Checkpoint,
     CheckpointError,
     CheckpointNotFoundError,
-    DatasetStats,
+    latest_checkpoint,
     load_checkpoint,
-    make_train_fn,
     save_checkpoint,
 )
-from armfarm.algos.cql import CQLConfig
-from armfarm.algos.iql import IQLConfig
-from armfarm.algos.registry import ALGORITHMS, Algorithm, get_algorithm
-from armfarm.algos.td3bc import TD3BCConfig
+from armfarm.algos.core.config import config_from_dict, config_to_dict, describe_config
+from armfarm.algos.core.contract import Algorithm, algorithms, get_algorithm, register
+from armfarm.algos.core.fused import make_train_fn, run_train_call
+from armfarm.algos.core.stats import DatasetStats
 
 __all__ = [
-    "ALGORITHMS",
     "AgentState",
     "Algorithm",
-    "BCConfig",
-    "CQLConfig",
     "Checkpoint",
     "CheckpointError",
     "CheckpointNotFoundError",
     "DatasetStats",
-    "IQLConfig",
-    "TD3BCConfig",
+    "algorithms",
+    "config_from_dict",
+    "config_to_dict",
+    "describe_config",
     "get_algorithm",
+    "latest_checkpoint",
     "load_checkpoint",
     "make_train_fn",
+    "register",
+    "run_train_call",
     "save_checkpoint",
 ]

@@ -17,16 +17,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from armfarm.algos.common import (
-    AgentState,
-    ConfigBase,
-    DatasetStats,
-    apply_optimizer,
-    make_norm,
-    mlp_policy,
-    preprocess,
-    seed_streams,
-)
+from armfarm.algos.core.batches import AgentState, preprocess
+from armfarm.algos.core.config import ConfigBase, param
+from armfarm.algos.core.contract import Algorithm, register
+from armfarm.algos.core.export import mlp_policy
+from armfarm.algos.core.params import apply_optimizer
+from armfarm.algos.core.prng import seed_streams
+from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import init_mlp, mlp_apply
 from armfarm.policy import NumpyPolicy
 
@@ -37,11 +34,11 @@ NAME = "bc"
 class BCConfig(ConfigBase):
     """Behaviour cloning hyperparameters (defaults: TD3+BC's BC baseline)."""
 
-    hidden: tuple[int, ...] = (256, 256)
-    batch_size: int = 256
-    lr: float = 3e-4
-    normalize_obs: bool = True
-    init: str = "torch"
+    hidden: tuple[int, ...] = param((256, 256), "hidden layer widths")
+    batch_size: int = param(256, "transitions per gradient step")
+    lr: float = param(3e-4, "Adam learning rate")
+    normalize_obs: bool = param(True, "standardise observations with the data's mean and std (+1e-3)")
+    init: str = param("torch", "weight initialiser: torch, lecun or orthogonal")
 
 
 def _optimizer(config: BCConfig) -> optax.GradientTransformation:
@@ -80,3 +77,7 @@ def update(config: BCConfig, state: AgentState, batch: dict) -> tuple[AgentState
 
 def export_policy(config: BCConfig, state: AgentState) -> NumpyPolicy:
     return mlp_policy(NAME, state["actor"]["params"], state, config.normalize_obs)
+
+
+ALGORITHM = register(Algorithm(NAME, "offline", BCConfig, init, update, export_policy,
+                               "Behaviour cloning, the TD3+BC paper's baseline (Fujimoto & Gu 2021)"))

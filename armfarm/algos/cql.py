@@ -20,7 +20,8 @@ With ``lagrange=True`` (CQL-Lagrange, Appendix F) the regulariser becomes
 critic i and ``alpha_prime = exp(log alpha_prime)`` (clipped to [0, 1e6]) is trained by gradient ascent
 on the same quantity, so it grows while the gap exceeds ``target_action_gap`` (the paper's tau).
 
-The actor is SAC's (Haarnoja et al. 2018) tanh-Gaussian policy, trained on
+The actor is SAC's (Haarnoja et al. 2018) tanh-Gaussian policy (the core in
+:mod:`armfarm.algos.core.sac_core`), trained on
 ``E_s[ alpha log pi(a|s) - min_j Q_j(s, a) ]``, a ~ pi(.|s), with the entropy temperature tuned
 automatically towards ``target_entropy = -act_dim`` (Haarnoja et al. 2018b, "Soft Actor-Critic
 Algorithms and Applications"). Targets follow by Polyak averaging with rate ``tau``. ``cql_alpha = 0`` (without ``lagrange``) is plain offline SAC: the
@@ -42,23 +43,19 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from armfarm.algos.common import (
-    AgentState,
-    ConfigBase,
-    DatasetStats,
-    apply_optimizer,
-    make_norm,
-    mlp_policy,
-    polyak,
-    preprocess,
-    seed_streams,
-    split_key,
-)
-from armfarm.nets.mlp import critic_ensemble_apply, init_critic_ensemble, init_mlp, mlp_apply
+from armfarm.algos.core import sac_core
+from armfarm.algos.core.batches import AgentState, preprocess
+from armfarm.algos.core.config import ConfigBase, param
+from armfarm.algos.core.contract import Algorithm, register
+from armfarm.algos.core.distributions import sample_tanh_gaussian
+from armfarm.algos.core.export import mlp_policy
+from armfarm.algos.core.params import new_group, step_group
+from armfarm.algos.core.prng import split_key
+from armfarm.algos.core.stats import DatasetStats, make_norm
+from armfarm.nets.mlp import critic_ensemble_apply
 from armfarm.policy import NumpyPolicy
 
 NAME = "cql"
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _LOG_2 = math.log(2.0)
 
 
@@ -67,27 +64,27 @@ class CQLConfig(ConfigBase):
     """CQL(H) hyperparameters (defaults: Kumar et al. 2020, Gym MuJoCo; the reference code uses three
     hidden layers of 256, armfarm defaults to two like the other algorithms)."""
 
-    hidden: tuple[int, ...] = (256, 256)
-    batch_size: int = 256
-    actor_lr: float = 1e-4
-    critic_lr: float = 3e-4
-    alpha_lr: float = 1e-4
-    gamma: float = 0.99
-    tau: float = 0.005
-    cql_alpha: float = 5.0
-    num_samples: int = 10
-    cql_temperature: float = 1.0
-    lagrange: bool = False
-    target_action_gap: float = 10.0
-    alpha_prime_lr: float = 3e-4
-    auto_entropy: bool = True
-    init_alpha: float = 1.0
-    target_entropy: float | None = None
-    backup_entropy: bool = False
-    log_std_min: float = -20.0
-    log_std_max: float = 2.0
-    normalize_obs: bool = False
-    init: str = "torch"
+    hidden: tuple[int, ...] = param((256, 256), "hidden layer widths of the actor and each critic")
+    batch_size: int = param(256, "transitions per gradient step")
+    actor_lr: float = param(1e-4, "Adam learning rate of the actor")
+    critic_lr: float = param(3e-4, "Adam learning rate of the critics")
+    alpha_lr: float = param(1e-4, "Adam learning rate of the entropy log-temperature")
+    gamma: float = param(0.99, "discount")
+    tau: float = param(0.005, "Polyak rate of the target critics")
+    cql_alpha: float = param(5.0, "weight alpha' of the CQL(H) regulariser (0 without lagrange: plain offline SAC)")
+    num_samples: int = param(10, "actions sampled from each of Unif, pi(.|s) and pi(.|s') for the log-sum-exp")
+    cql_temperature: float = param(1.0, "temperature of the log-sum-exp")
+    lagrange: bool = param(False, "tune alpha' by dual gradient ascent towards target_action_gap (CQL-Lagrange)")
+    target_action_gap: float = param(10.0, "the Lagrange variant's threshold tau on the regulariser")
+    alpha_prime_lr: float = param(3e-4, "Adam learning rate of log alpha' (lagrange only)")
+    auto_entropy: bool = param(True, "learn the entropy temperature")
+    init_alpha: float = param(1.0, "initial entropy temperature")
+    target_entropy: float | None = param(None, "entropy the temperature steers towards (None: -act_dim)")
+    backup_entropy: bool = param(False, "subtract alpha log pi(a'|s') in the Bellman target (SAC's soft target)")
+    log_std_min: float = param(-20.0, "lower clip of the actor's log-std")
+    log_std_max: float = param(2.0, "upper clip of the actor's log-std")
+    normalize_obs: bool = param(False, "standardise observations with the data's mean and std")
+    init: str = param("torch", "weight initialiser: torch, lecun or orthogonal")
 
     def _validate(self) -> None:
         if self.cql_alpha < 0:
@@ -108,43 +105,11 @@ def _opt(lr: float) -> optax.GradientTransformation:
     return optax.adam(lr)
 
 
-def _init_nets(config: CQLConfig, obs_dim: int, act_dim: int, seed: int) -> dict:
-    key, rng = seed_streams(seed)
-    actor = init_mlp(rng, (obs_dim, *config.hidden, 2 * act_dim), config.init)
-    critic = init_critic_ensemble(rng, 2, obs_dim, act_dim, config.hidden, config.init)
-    log_alpha = jnp.asarray(math.log(config.init_alpha), jnp.float32)
-    state = {
-        "step": jnp.zeros((), jnp.int32),
-        "key": key,
-        "actor": {"params": actor, "opt": _opt(config.actor_lr).init(actor)},
-        "critic": {"params": critic, "target": critic, "opt": _opt(config.critic_lr).init(critic)},
-        "log_alpha": {"params": log_alpha, "opt": _opt(config.alpha_lr).init(log_alpha)},
-    }
-    if config.lagrange:
-        log_alpha_prime = jnp.zeros((), jnp.float32)
-        state["log_alpha_prime"] = {"params": log_alpha_prime, "opt": _opt(config.alpha_prime_lr).init(log_alpha_prime)}
-    return state
-
-
 def init(config: CQLConfig, stats: DatasetStats, seed: int) -> AgentState:
-    return {**_init_nets(config, stats.obs_dim, stats.act_dim, seed), "norm": make_norm(stats)}
-
-
-def actor_dist(config: CQLConfig, params, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Mean and clipped log-std of the pre-tanh Gaussian."""
-    out = mlp_apply(params, obs)
-    mean, log_std = jnp.split(out, 2, axis=-1)
-    return mean, jnp.clip(log_std, config.log_std_min, config.log_std_max)
-
-
-def sample_tanh_gaussian(key: jax.Array, mean: jax.Array, log_std: jax.Array, shape) -> tuple[jax.Array, jax.Array]:
-    """Reparameterised ``a = tanh(mean + std * eps)`` and ``log pi(a|s)`` (tanh change of variables)."""
-    eps = jax.random.normal(key, shape)
-    u = mean + jnp.exp(log_std) * eps
-    # log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), numerically stable
-    log_det = 2.0 * (_LOG_2 - u - jax.nn.softplus(-2.0 * u))
-    log_prob = jnp.sum(-0.5 * jnp.square(eps) - log_std - _HALF_LOG_2PI - log_det, axis=-1)
-    return jnp.tanh(u), log_prob
+    state = sac_core.init_nets(config, stats.obs_dim, stats.act_dim, seed)
+    if config.lagrange:
+        state["log_alpha_prime"] = new_group(jnp.zeros((), jnp.float32), _opt(config.alpha_prime_lr))
+    return {**state, "norm": make_norm(stats)}
 
 
 def update(config: CQLConfig, state: AgentState, batch: dict) -> tuple[AgentState, dict[str, jax.Array]]:
@@ -155,12 +120,11 @@ def update(config: CQLConfig, state: AgentState, batch: dict) -> tuple[AgentStat
     n = config.num_samples
     key, (k_next, k_pi, k_rand, k_cur, k_nxt) = split_key(state["key"], 5)
     sg = jax.lax.stop_gradient
-    target_entropy = -float(act_dim) if config.target_entropy is None else config.target_entropy
+    entropy_target = sac_core.target_entropy(config, act_dim)
     alpha = jnp.exp(state["log_alpha"]["params"])
 
     # ---- Bellman target (no gradients)
-    next_mean, next_log_std = actor_dist(config, state["actor"]["params"], next_obs)
-    next_act, next_log_prob = sample_tanh_gaussian(k_next, next_mean, next_log_std, next_mean.shape)
+    next_act, next_log_prob, next_mean, next_log_std = sac_core.next_actions(config, state, next_obs, k_next)
     target_q = jnp.min(critic_ensemble_apply(state["critic"]["target"], next_obs, next_act), axis=0)
     if config.backup_entropy:
         target_q = target_q - alpha * next_log_prob
@@ -180,14 +144,10 @@ def update(config: CQLConfig, state: AgentState, batch: dict) -> tuple[AgentStat
         entropy adjustment (Haarnoja et al. 2018b)."""
         metrics = {}
         # ---- actor (SAC) and temperature, on the pre-update critic
-        mean, log_std = actor_dist(config, params["actor"], obs)
-        pi_act, pi_log_prob = sample_tanh_gaussian(k_pi, mean, log_std, mean.shape)
-        q_pi = jnp.min(critic_ensemble_apply(sg(params["critic"]), obs, pi_act), axis=0)
-        actor_loss = jnp.mean(alpha * pi_log_prob - q_pi)
-        alpha_loss = -params["log_alpha"] * jnp.mean(sg(pi_log_prob) + target_entropy)
+        actor_loss, alpha_loss, mean, log_std, pi_log_prob = sac_core.actor_and_temperature_losses(
+            config, params, obs, k_pi, alpha, entropy_target)
         if not config.auto_entropy:
             alpha_loss = 0.0 * alpha_loss
-
         # ---- critics: Bellman error (+ CQL(H) regulariser, Eq. 4)
         if config.conservative:
             cur_act, cur_log_prob = sample_tanh_gaussian(
@@ -232,31 +192,15 @@ def update(config: CQLConfig, state: AgentState, batch: dict) -> tuple[AgentStat
         })
         return critic_loss + actor_loss + alpha_loss + alpha_prime_loss, metrics
 
-    params = {
-        "actor": state["actor"]["params"],
-        "critic": state["critic"]["params"],
-        "log_alpha": state["log_alpha"]["params"],
-    }
+    params = sac_core.trainable(state)
     if config.lagrange:
         params["log_alpha_prime"] = state["log_alpha_prime"]["params"]
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
 
-    new_state = {"step": state["step"] + 1, "key": key, "norm": state["norm"]}
-    p, o = apply_optimizer(_opt(config.actor_lr), params["actor"], state["actor"]["opt"], grads["actor"])
-    new_state["actor"] = {"params": p, "opt": o}
-    p, o = apply_optimizer(_opt(config.critic_lr), params["critic"], state["critic"]["opt"], grads["critic"])
-    new_state["critic"] = {"params": p, "target": polyak(state["critic"]["target"], p, config.tau), "opt": o}
-    if config.auto_entropy:
-        p, o = apply_optimizer(_opt(config.alpha_lr), params["log_alpha"], state["log_alpha"]["opt"], grads["log_alpha"])
-        new_state["log_alpha"] = {"params": p, "opt": o}
-    else:
-        new_state["log_alpha"] = state["log_alpha"]
+    new_state = sac_core.step_all(config, state, grads, key, learn_alpha=config.auto_entropy)
     if config.lagrange:
-        p, o = apply_optimizer(
-            _opt(config.alpha_prime_lr), params["log_alpha_prime"], state["log_alpha_prime"]["opt"],
-            grads["log_alpha_prime"],
-        )
-        new_state["log_alpha_prime"] = {"params": p, "opt": o}
+        new_state["log_alpha_prime"] = step_group(state["log_alpha_prime"], grads["log_alpha_prime"],
+                                                  _opt(config.alpha_prime_lr))
     return new_state, metrics
 
 
@@ -264,3 +208,7 @@ def export_policy(config: CQLConfig, state: AgentState) -> NumpyPolicy:
     """The deterministic policy ``tanh(mean(s))``."""
     act_dim = state["norm"]["act_low"].shape[0]
     return mlp_policy(NAME, state["actor"]["params"], state, config.normalize_obs, out_slice=act_dim)
+
+
+ALGORITHM = register(Algorithm(NAME, "offline", CQLConfig, init, update, export_policy,
+                               "Conservative Q-Learning, CQL(H) on SAC (Kumar et al. 2020)"))

@@ -33,53 +33,48 @@ the parameter groups are disjoint, so this equals three separate gradient steps.
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from armfarm.algos.common import (
-    AgentState,
-    ConfigBase,
-    DatasetStats,
-    apply_optimizer,
-    make_norm,
-    mlp_policy,
-    polyak,
-    preprocess,
-    seed_streams,
-)
+from armfarm.algos.core.batches import AgentState, preprocess
+from armfarm.algos.core.config import ConfigBase, param
+from armfarm.algos.core.contract import Algorithm, register
+from armfarm.algos.core.distributions import gaussian_log_prob
+from armfarm.algos.core.export import mlp_policy
+from armfarm.algos.core.params import apply_optimizer, polyak
+from armfarm.algos.core.prng import seed_streams
+from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import critic_ensemble_apply, init_critic_ensemble, init_mlp, mlp_apply
 from armfarm.policy import NumpyPolicy
 
 NAME = "iql"
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 @dataclasses.dataclass(frozen=True)
 class IQLConfig(ConfigBase):
     """IQL hyperparameters (defaults: Kostrikov et al. 2021, MuJoCo locomotion)."""
 
-    hidden: tuple[int, ...] = (256, 256)
-    batch_size: int = 256
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    value_lr: float = 3e-4
-    gamma: float = 0.99
-    tau: float = 0.005
-    expectile: float = 0.7
-    temperature: float = 3.0
-    exp_adv_max: float = 100.0
-    policy: str = "gaussian"
-    log_std_min: float = -5.0
-    log_std_max: float = 2.0
-    actor_lr_schedule: str = "cosine"
-    max_steps: int = 1_000_000
-    normalize_reward: bool = True
-    normalize_obs: bool = False
-    init: str = "orthogonal"
+    hidden: tuple[int, ...] = param((256, 256), "hidden layer widths of the actor, critics and value network")
+    batch_size: int = param(256, "transitions per gradient step")
+    actor_lr: float = param(3e-4, "Adam learning rate of the actor")
+    critic_lr: float = param(3e-4, "Adam learning rate of the critics")
+    value_lr: float = param(3e-4, "Adam learning rate of the value network")
+    gamma: float = param(0.99, "discount")
+    tau: float = param(0.005, "Polyak rate of the target critics")
+    expectile: float = param(0.7, "expectile tau of the value loss (Eq. 5)")
+    temperature: float = param(3.0, "inverse temperature beta of the advantage weights (Eq. 7)")
+    exp_adv_max: float = param(100.0, "cap on the advantage weights exp(beta A)")
+    policy: str = param("gaussian", "gaussian (the paper's) or deterministic actor")
+    log_std_min: float = param(-5.0, "lower clip of the Gaussian actor's log-std")
+    log_std_max: float = param(2.0, "upper clip of the Gaussian actor's log-std")
+    actor_lr_schedule: str = param("cosine", "cosine (the reference code's decay over max_steps) or constant")
+    max_steps: int = param(1_000_000, "steps the actor's cosine schedule decays over")
+    normalize_reward: bool = param(True, "scale rewards by 1000 / (max - min episode return)")
+    normalize_obs: bool = param(False, "standardise observations with the data's mean and std")
+    init: str = param("orthogonal", "weight initialiser: torch, lecun or orthogonal")
 
     def _validate(self) -> None:
         if not 0.0 < self.expectile < 1.0:
@@ -172,8 +167,7 @@ def update(config: IQLConfig, state: AgentState, batch: dict) -> tuple[AgentStat
         mean = jnp.tanh(mlp_apply(params["actor"]["net"], obs))
         if config.policy == "gaussian":
             log_std = jnp.clip(params["actor"]["log_std"], config.log_std_min, config.log_std_max)
-            z = (act - mean) * jnp.exp(-log_std)
-            log_prob = jnp.sum(-0.5 * jnp.square(z) - log_std - _HALF_LOG_2PI, axis=-1)
+            log_prob = gaussian_log_prob(act, mean, log_std)
             actor_loss = -jnp.mean(exp_adv * log_prob)  # Eq. 7
         else:
             actor_loss = jnp.mean(exp_adv * jnp.sum(jnp.square(mean - act), axis=-1))
@@ -201,3 +195,7 @@ def update(config: IQLConfig, state: AgentState, batch: dict) -> tuple[AgentStat
 
 def export_policy(config: IQLConfig, state: AgentState) -> NumpyPolicy:
     return mlp_policy(NAME, state["actor"]["params"]["net"], state, config.normalize_obs)
+
+
+ALGORITHM = register(Algorithm(NAME, "offline", IQLConfig, init, update, export_policy,
+                               "Implicit Q-Learning: expectile values, advantage-weighted actor (Kostrikov et al. 2021)"))

@@ -19,7 +19,7 @@ and the temperature minimises (2018b, Eq. 18)
 Defaults are the paper's (Table 1 of 2018b): Adam at 3e-4 for all three, gamma 0.99, tau 0.005,
 batch 256, two hidden layers of 256 units, target update every step.
 
-Implementation: the same fused style as :mod:`armfarm.algos.cql`, whose tanh-Gaussian helpers it uses.
+Implementation: the soft actor-critic core of :mod:`armfarm.algos.core.sac_core`, shared with CQL.
 All three losses are taken at the pre-update parameters and differentiated in one backward pass
 (stop-gradients keep each loss on its own parameter group); the twin critics are one vmapped ensemble.
 SAC learns online (:mod:`armfarm.online`), so ``stats`` describes the environment's spaces rather than
@@ -29,26 +29,18 @@ a dataset.
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import jax.numpy as jnp
-import optax
 
-from armfarm.algos.common import (
-    AgentState,
-    ConfigBase,
-    DatasetStats,
-    apply_optimizer,
-    make_norm,
-    mlp_policy,
-    polyak,
-    preprocess,
-    seed_streams,
-    split_key,
-)
-from armfarm.algos.cql import actor_dist, sample_tanh_gaussian
-from armfarm.nets.mlp import critic_ensemble_apply, init_critic_ensemble, init_mlp
+from armfarm.algos.core import sac_core
+from armfarm.algos.core.batches import AgentState, preprocess
+from armfarm.algos.core.config import ConfigBase, param
+from armfarm.algos.core.contract import Algorithm, register
+from armfarm.algos.core.export import mlp_policy
+from armfarm.algos.core.prng import split_key
+from armfarm.algos.core.stats import DatasetStats, make_norm
+from armfarm.nets.mlp import critic_ensemble_apply
 from armfarm.policy import NumpyPolicy
 
 NAME = "sac"
@@ -58,19 +50,19 @@ NAME = "sac"
 class SACConfig(ConfigBase):
     """SAC hyperparameters (defaults: Haarnoja et al. 2018b, Table 1)."""
 
-    hidden: tuple[int, ...] = (256, 256)
-    batch_size: int = 256
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    alpha_lr: float = 3e-4
-    gamma: float = 0.99
-    tau: float = 0.005
-    init_alpha: float = 1.0
-    target_entropy: float | None = None
-    log_std_min: float = -20.0
-    log_std_max: float = 2.0
-    normalize_obs: bool = False
-    init: str = "torch"
+    hidden: tuple[int, ...] = param((256, 256), "hidden layer widths of the actor and each critic")
+    batch_size: int = param(256, "transitions per gradient step")
+    actor_lr: float = param(3e-4, "Adam learning rate of the actor")
+    critic_lr: float = param(3e-4, "Adam learning rate of the critics")
+    alpha_lr: float = param(3e-4, "Adam learning rate of the log-temperature")
+    gamma: float = param(0.99, "discount")
+    tau: float = param(0.005, "Polyak rate of the target critics")
+    init_alpha: float = param(1.0, "initial entropy temperature")
+    target_entropy: float | None = param(None, "entropy the temperature steers towards (None: -act_dim)")
+    log_std_min: float = param(-20.0, "lower clip of the actor's log-std")
+    log_std_max: float = param(2.0, "upper clip of the actor's log-std")
+    normalize_obs: bool = param(False, "standardise observations with the data's mean and std")
+    init: str = param("torch", "weight initialiser: torch, lecun or orthogonal")
 
     def _validate(self) -> None:
         if self.init_alpha <= 0:
@@ -79,23 +71,8 @@ class SACConfig(ConfigBase):
             raise ValueError("log_std_min must be < log_std_max")
 
 
-def _opt(lr: float) -> optax.GradientTransformation:
-    return optax.adam(lr)
-
-
 def init(config: SACConfig, stats: DatasetStats, seed: int) -> AgentState:
-    key, rng = seed_streams(seed)
-    actor = init_mlp(rng, (stats.obs_dim, *config.hidden, 2 * stats.act_dim), config.init)
-    critic = init_critic_ensemble(rng, 2, stats.obs_dim, stats.act_dim, config.hidden, config.init)
-    log_alpha = jnp.asarray(math.log(config.init_alpha), jnp.float32)
-    return {
-        "step": jnp.zeros((), jnp.int32),
-        "key": key,
-        "norm": make_norm(stats),
-        "actor": {"params": actor, "opt": _opt(config.actor_lr).init(actor)},
-        "critic": {"params": critic, "target": critic, "opt": _opt(config.critic_lr).init(critic)},
-        "log_alpha": {"params": log_alpha, "opt": _opt(config.alpha_lr).init(log_alpha)},
-    }
+    return {**sac_core.init_nets(config, stats.obs_dim, stats.act_dim, seed), "norm": make_norm(stats)}
 
 
 def update(config: SACConfig, state: AgentState, batch: dict) -> tuple[AgentState, dict[str, jax.Array]]:
@@ -103,24 +80,19 @@ def update(config: SACConfig, state: AgentState, batch: dict) -> tuple[AgentStat
     b = preprocess(state, batch, config.normalize_obs)
     obs, act, next_obs = b["observations"], b["actions"], b["next_observations"]
     key, (k_next, k_pi) = split_key(state["key"], 2)
-    sg = jax.lax.stop_gradient
-    target_entropy = -float(act.shape[1]) if config.target_entropy is None else config.target_entropy
+    entropy_target = sac_core.target_entropy(config, act.shape[1])
     alpha = jnp.exp(state["log_alpha"]["params"])
 
     # ---- soft Bellman target (no gradients)
-    next_mean, next_log_std = actor_dist(config, state["actor"]["params"], next_obs)
-    next_act, next_log_prob = sample_tanh_gaussian(k_next, next_mean, next_log_std, next_mean.shape)
+    next_act, next_log_prob, _, _ = sac_core.next_actions(config, state, next_obs, k_next)
     next_q = jnp.min(critic_ensemble_apply(state["critic"]["target"], next_obs, next_act), axis=0)
     y = b["rewards"] + config.gamma * (1.0 - b["terminals"]) * (next_q - alpha * next_log_prob)
 
     def loss_fn(params):
         """Soft Bellman residual (Haarnoja et al. 2018, Eq. 5), reparameterised policy objective
         (Eq. 12) and temperature objective (Haarnoja et al. 2018b, Eq. 18)."""
-        mean, log_std = actor_dist(config, params["actor"], obs)
-        pi_act, pi_log_prob = sample_tanh_gaussian(k_pi, mean, log_std, mean.shape)
-        q_pi = jnp.min(critic_ensemble_apply(sg(params["critic"]), obs, pi_act), axis=0)
-        actor_loss = jnp.mean(alpha * pi_log_prob - q_pi)
-        alpha_loss = -params["log_alpha"] * jnp.mean(sg(pi_log_prob) + target_entropy)
+        actor_loss, alpha_loss, _, _, pi_log_prob = sac_core.actor_and_temperature_losses(
+            config, params, obs, k_pi, alpha, entropy_target)
         q = critic_ensemble_apply(params["critic"], obs, act)  # [2, B]
         critic_loss = jnp.sum(jnp.mean(jnp.square(q - y), axis=1))
         metrics = {
@@ -134,24 +106,15 @@ def update(config: SACConfig, state: AgentState, batch: dict) -> tuple[AgentStat
         }
         return critic_loss + actor_loss + alpha_loss, metrics
 
-    params = {
-        "actor": state["actor"]["params"],
-        "critic": state["critic"]["params"],
-        "log_alpha": state["log_alpha"]["params"],
-    }
-    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-
-    new_state = {"step": state["step"] + 1, "key": key, "norm": state["norm"]}
-    p, o = apply_optimizer(_opt(config.actor_lr), params["actor"], state["actor"]["opt"], grads["actor"])
-    new_state["actor"] = {"params": p, "opt": o}
-    p, o = apply_optimizer(_opt(config.critic_lr), params["critic"], state["critic"]["opt"], grads["critic"])
-    new_state["critic"] = {"params": p, "target": polyak(state["critic"]["target"], p, config.tau), "opt": o}
-    p, o = apply_optimizer(_opt(config.alpha_lr), params["log_alpha"], state["log_alpha"]["opt"], grads["log_alpha"])
-    new_state["log_alpha"] = {"params": p, "opt": o}
-    return new_state, metrics
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(sac_core.trainable(state))
+    return sac_core.step_all(config, state, grads, key), metrics
 
 
 def export_policy(config: SACConfig, state: AgentState) -> NumpyPolicy:
     """The deterministic policy ``tanh(mean(s))`` (what SAC is evaluated with)."""
     act_dim = state["norm"]["act_low"].shape[0]
     return mlp_policy(NAME, state["actor"]["params"], state, config.normalize_obs, out_slice=act_dim)
+
+
+ALGORITHM = register(Algorithm(NAME, "online", SACConfig, init, update, export_policy,
+                               "Soft Actor-Critic with a learned temperature (Haarnoja et al. 2018)"))

@@ -28,18 +28,13 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from armfarm.algos.common import (
-    AgentState,
-    ConfigBase,
-    DatasetStats,
-    apply_optimizer,
-    make_norm,
-    mlp_policy,
-    polyak,
-    preprocess,
-    seed_streams,
-    split_key,
-)
+from armfarm.algos.core.batches import AgentState, preprocess
+from armfarm.algos.core.config import ConfigBase, param
+from armfarm.algos.core.contract import Algorithm, register
+from armfarm.algos.core.export import mlp_policy
+from armfarm.algos.core.params import apply_optimizer, polyak
+from armfarm.algos.core.prng import seed_streams, split_key
+from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import (
     critic_apply,
     critic_ensemble_apply,
@@ -57,18 +52,18 @@ NAME = "td3bc"
 class TD3BCConfig(ConfigBase):
     """TD3+BC hyperparameters (defaults: the hyperparameter table of Fujimoto & Gu 2021)."""
 
-    hidden: tuple[int, ...] = (256, 256)
-    batch_size: int = 256
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    gamma: float = 0.99
-    tau: float = 0.005
-    alpha: float = 2.5
-    policy_noise: float = 0.2
-    noise_clip: float = 0.5
-    policy_freq: int = 2
-    normalize_obs: bool = True
-    init: str = "torch"
+    hidden: tuple[int, ...] = param((256, 256), "hidden layer widths of the actor and each critic")
+    batch_size: int = param(256, "transitions per gradient step")
+    actor_lr: float = param(3e-4, "Adam learning rate of the actor")
+    critic_lr: float = param(3e-4, "Adam learning rate of the critics")
+    gamma: float = param(0.99, "discount")
+    tau: float = param(0.005, "Polyak rate of the targets")
+    alpha: float = param(2.5, "alpha of Eq. 4: lambda = alpha / mean |Q|")
+    policy_noise: float = param(0.2, "std of the target policy smoothing noise")
+    noise_clip: float = param(0.5, "clip of the smoothing noise")
+    policy_freq: int = param(2, "critic steps per actor step")
+    normalize_obs: bool = param(True, "standardise observations with the data's mean and std (+1e-3)")
+    init: str = param("torch", "weight initialiser: torch, lecun or orthogonal")
 
     def _validate(self) -> None:
         if self.policy_freq < 1:
@@ -171,3 +166,7 @@ def update(config: TD3BCConfig, state: AgentState, batch: dict) -> tuple[AgentSt
 
 def export_policy(config: TD3BCConfig, state: AgentState) -> NumpyPolicy:
     return mlp_policy(NAME, state["actor"]["params"], state, config.normalize_obs)
+
+
+ALGORITHM = register(Algorithm(NAME, "offline", TD3BCConfig, init, update, export_policy,
+                               "TD3 with a behaviour-cloning term (Fujimoto & Gu 2021)"))

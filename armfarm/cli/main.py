@@ -6,6 +6,7 @@ import typer
 
 from armfarm import __version__
 from armfarm.cli import data, datasets, demo, farm, fleet
+from armfarm.cli.algos import algos
 from armfarm.cli.collect import collect
 from armfarm.cli.evaluate import evaluate
 from armfarm.cli.plot import plot
@@ -21,6 +22,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(farm.app, name="farm")
+app.command("algos")(algos)
 app.command("collect")(collect)
 app.command("train")(train)
 app.command("train-online")(train_online)

@@ -12,7 +12,7 @@ from armfarm.train import DEFAULT_STEPS, DEFAULT_STEPS_PER_CALL
 
 
 def train(
-    algo: str = typer.Argument(..., help="Offline algorithm: bc, cql, iql or td3bc (sac: see train-online)."),
+    algo: str = typer.Argument(..., help="Offline algorithm (`armfarm algos` lists them; `armfarm algos ALGO` its --set fields)."),
     store: Path = typer.Argument(..., help="Episode store to learn from."),
     out: Path = typer.Option(..., "--out", help="Run directory (config, metrics.csv, tb/, checkpoints/, summary.json)."),
     steps: int = typer.Option(DEFAULT_STEPS, "--steps", min=1, help="Gradient steps."),

@@ -17,8 +17,6 @@ import numpy as np
 from armfarm.envs.maze import WaypointController
 from armfarm.policy import NumpyPolicy
 
-SCRIPTED = ("random", "maze-expert", "maze-mixed")
-
 
 @dataclass(frozen=True)
 class BehaviorSpec:

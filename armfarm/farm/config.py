@@ -117,7 +117,7 @@ class FarmConfig:
             if not ok:
                 raise ValueError(f"farm setting {key}={getattr(self, key)!r} is not allowed: {key} must be "
                                  f"{_FIELDS[key].metadata['allowed']}")
-        from armfarm.algos.registry import get_algorithm
+        from armfarm.algos import get_algorithm
 
         try:
             algo = get_algorithm(self.algo)
@@ -135,8 +135,7 @@ class FarmConfig:
 
     def algo_settings(self):
         """The algorithm's config with ``algo_config`` applied."""
-        from armfarm.algos.common import config_from_dict
-        from armfarm.algos.registry import get_algorithm
+        from armfarm.algos import config_from_dict, get_algorithm
 
         algo = get_algorithm(self.algo)
         try:

@@ -142,20 +142,6 @@ def member(params: Params, i: int) -> Params:
     return jax.tree.map(lambda leaf: leaf[i], params)
 
 
-def ensemble_size(params: Params) -> int:
-    return int(params[0]["w"].shape[0])
-
-
-# --------------------------------------------------------------------------------------- critics
-
-
-def init_critic(
-    rng: np.random.Generator | int | Sequence[int], obs_dim: int, act_dim: int, hidden: Sequence[int], init: str = "lecun"
-) -> Params:
-    """A state-action critic ``Q(s, a)``: an MLP on ``concat(s, a)`` with a scalar output."""
-    return init_mlp(rng, (obs_dim + act_dim, *hidden, 1), init)
-
-
 def critic_apply(params: Params, obs: jax.Array, act: jax.Array, activation: Activation = jax.nn.relu) -> jax.Array:
     """``Q(s, a)`` for ``obs[B, d]`` and ``act[B, a]`` -> ``[B]``, or ``act[B, M, a]`` -> ``[B, M]``.
 

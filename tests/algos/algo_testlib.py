@@ -7,17 +7,29 @@ import dataclasses
 import jax
 import numpy as np
 
-from armfarm.algos import BCConfig, CQLConfig, DatasetStats, IQLConfig, TD3BCConfig, make_train_fn
+from armfarm.algos import DatasetStats, algorithms, make_train_fn
 
-ALGO_NAMES = ("bc", "cql", "iql", "td3bc")
+# every registered algorithm is tested: no list to update when one is added
+ALGO_NAMES = tuple(algorithms("offline"))  # those `armfarm train` learns from a store
+CONTRACT_NAMES = tuple(n for n, a in algorithms().items() if a.export_policy is not None)
+_SMALL = {"num_samples": 4, "num_critics": 4}  # sampled actions and ensemble members, at most
+
+
+def small_config(algo, hidden=(32, 32), **changes):
+    """``algo``'s default config with small networks (every ``hidden*`` field), at most a few sampled
+    actions and critics, a batch of at most 256, and ``changes`` for the fields it has."""
+    fields = {f.name for f in dataclasses.fields(algo.config_cls)}
+    default = algo.config_cls()
+    values = {name: hidden for name in fields if name.startswith("hidden")}
+    values.update({name: min(cap, getattr(default, name)) for name, cap in _SMALL.items() if name in fields})
+    if "batch_size" in fields:
+        values["batch_size"] = min(256, default.batch_size)
+    values.update({k: v for k, v in changes.items() if k in fields})
+    return dataclasses.replace(default, **values)
+
 
 # tiny networks so every test compiles and runs in seconds on 2 CPU cores
-TINY_CONFIGS = {
-    "bc": BCConfig(hidden=(32, 32)),
-    "cql": CQLConfig(hidden=(32, 32), num_samples=4),
-    "iql": IQLConfig(hidden=(32, 32)),
-    "td3bc": TD3BCConfig(hidden=(32, 32)),
-}
+TINY_CONFIGS = {name: small_config(algo) for name, algo in algorithms().items()}
 
 
 @dataclasses.dataclass

@@ -1,16 +1,25 @@
 """Contract tests run for every registered algorithm (see algo_testlib.check_algorithm)."""
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
 import pytest
-from algo_testlib import ALGO_NAMES, TINY_CONFIGS, assert_trees_bitwise_equal, check_algorithm, random_dataset
+from algo_testlib import (
+    ALGO_NAMES,
+    CONTRACT_NAMES,
+    TINY_CONFIGS,
+    assert_trees_bitwise_equal,
+    check_algorithm,
+    random_dataset,
+)
 
 from armfarm.algos import (
-    ALGORITHMS,
     DatasetStats,
+    algorithms,
+    describe_config,
     get_algorithm,
     load_checkpoint,
     make_train_fn,
@@ -18,21 +27,29 @@ from armfarm.algos import (
 )
 
 
-def test_registry_names():
-    assert sorted(ALGORITHMS) == ["bc", "cql", "iql", "sac", "td3bc"]
-    assert [n for n in sorted(ALGORITHMS) if ALGORITHMS[n].online] == ["sac"]
-    for name in ALGO_NAMES:
-        algo = get_algorithm(name)
-        assert algo.name == name
+def test_the_registry_finds_every_algorithm_module_and_each_declares_itself():
+    registered = algorithms()
+    assert {"bc", "cql", "iql", "sac", "td3bc"} <= set(registered)
+    assert set(algorithms("online")) >= {"sac"} and "sac" not in algorithms("offline")
+    for name, algo in registered.items():
+        assert algo.name == name and algo.summary and algo.kind in ("offline", "online", "offline-to-online",
+                                                                     "evaluator")
         assert isinstance(algo.config_cls(), algo.config_cls)
+        assert all(doc for _, _, _, doc in describe_config(algo.config_cls)), f"{name}: a config field lacks its doc"
 
 
 def test_unknown_algorithm_lists_valid_names():
-    with pytest.raises(ValueError, match="bc, cql, iql, sac, td3bc"):
+    with pytest.raises(ValueError, match="valid names: " + ", ".join(sorted(algorithms()))):
         get_algorithm("ppo")
 
 
-@pytest.mark.parametrize("name", ALGO_NAMES)
+def test_configs_describe_their_fields_with_defaults():
+    rows = {name: (kind, default, doc) for name, kind, default, doc in describe_config(get_algorithm("iql").config_cls)}
+    assert rows["expectile"][:2] == ("float", 0.7) and "expectile" in rows["expectile"][2]
+    assert [f.name for f in dataclasses.fields(get_algorithm("iql").config_cls)] == list(rows)
+
+
+@pytest.mark.parametrize("name", CONTRACT_NAMES)
 def test_algorithm_contract(name, tmp_path):
     check_algorithm(get_algorithm(name), TINY_CONFIGS[name], tmp_path)
 
@@ -115,7 +132,7 @@ def test_resume_in_a_new_process_is_bitwise_identical(tmp_path):
 def test_cql_lagrange_variant(tmp_path):
     """CQL-Lagrange: contract holds with the extra alpha' state, and alpha' shrinks while the
     conservative gap stays below the threshold target_action_gap."""
-    from armfarm.algos import CQLConfig
+    from armfarm.algos.cql import CQLConfig
 
     config = CQLConfig(hidden=(32, 32), num_samples=4, lagrange=True, target_action_gap=1000.0)
     check_algorithm(get_algorithm("cql"), config, tmp_path)

@@ -3,7 +3,8 @@
 import numpy as np
 from algo_testlib import ArrayDataset, train
 
-from armfarm.algos import BCConfig, DatasetStats, get_algorithm
+from armfarm.algos import DatasetStats, get_algorithm
+from armfarm.algos.bc import BCConfig
 
 
 def test_bc_recovers_a_linear_policy():

@@ -10,18 +10,19 @@ import pytest
 from algo_testlib import TINY_CONFIGS, ArrayDataset, random_dataset
 
 from armfarm.algos import (
-    BCConfig,
     CheckpointError,
     CheckpointNotFoundError,
     DatasetStats,
-    IQLConfig,
-    TD3BCConfig,
+    config_from_dict,
+    config_to_dict,
     get_algorithm,
     load_checkpoint,
     make_train_fn,
     save_checkpoint,
 )
-from armfarm.algos.common import config_from_dict, config_to_dict
+from armfarm.algos.bc import BCConfig
+from armfarm.algos.iql import IQLConfig
+from armfarm.algos.td3bc import TD3BCConfig
 
 
 def test_dataset_stats_from_dataset():

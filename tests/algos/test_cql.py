@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from algo_testlib import ArrayDataset, train
 
-from armfarm.algos import CQLConfig, DatasetStats, get_algorithm
+from armfarm.algos import DatasetStats, get_algorithm
+from armfarm.algos.cql import CQLConfig
 from armfarm.nets.mlp import critic_ensemble_apply
 
 GAMMA = 0.9

@@ -3,9 +3,13 @@ returns a NumpyPolicy that beats a uniformly random policy by a wide margin."""
 
 import numpy as np
 import pytest
-from algo_testlib import ALGO_NAMES, PointEnv, point_dataset, rollout_returns, train
+from algo_testlib import ALGO_NAMES, PointEnv, point_dataset, rollout_returns, small_config, train
 
-from armfarm.algos import BCConfig, CQLConfig, DatasetStats, IQLConfig, TD3BCConfig, get_algorithm
+from armfarm.algos import DatasetStats, get_algorithm
+from armfarm.algos.bc import BCConfig
+from armfarm.algos.cql import CQLConfig
+from armfarm.algos.iql import IQLConfig
+from armfarm.algos.td3bc import TD3BCConfig
 
 CONFIGS = {
     "bc": BCConfig(hidden=(64, 64)),
@@ -28,7 +32,8 @@ def setting():
 @pytest.mark.parametrize("name", ALGO_NAMES)
 def test_beats_random_policy(name, setting):
     ds, stats, random_return, expert_return = setting
-    algo, config = get_algorithm(name), CONFIGS[name]
+    algo = get_algorithm(name)
+    config = CONFIGS.get(name) or small_config(algo, hidden=(64, 64), gamma=0.9)
     state, _ = train(algo, config, stats, ds, steps=2000)
     ret = rollout_returns(algo.export_policy(config, state)).mean()
     closed = (ret - random_return) / (expert_return - random_return)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from algo_testlib import ArrayDataset, train
 
-from armfarm.algos import DatasetStats, IQLConfig, get_algorithm
-from armfarm.algos.iql import expectile_loss, value_fn
+from armfarm.algos import DatasetStats, get_algorithm
+from armfarm.algos.iql import IQLConfig, expectile_loss, value_fn
 
 ACTIONS = np.array([-0.8, -0.4, 0.0, 0.4, 0.8], np.float32)
 REWARDS = np.array([2.0, 6.0, 0.0, 8.0, 4.0], np.float32)  # best in-data action: 0.4 (reward 8)

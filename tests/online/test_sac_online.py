@@ -65,7 +65,7 @@ def test_replay_buffer_turns_back_into_episodes_after_wrap_around():
 
 def test_gaussian_actor_mean_matches_the_exported_policy():
     config = SACConfig(hidden=(8,))
-    from armfarm.algos.common import DatasetStats
+    from armfarm.algos import DatasetStats
 
     stats = DatasetStats(3, 2, np.zeros(3), np.ones(3), np.array([-2.0, 0.0]), np.array([2.0, 1.0]))
     state = get_algorithm("sac").init(config, stats, 0)

@@ -1,0 +1,110 @@
+"""The algorithm contract: what an algorithm declares, and the registry it declares itself in.
+
+An algorithm is one module in :mod:`armfarm.algos` that ends with ``register(Algorithm(...))``. The
+registry imports every such module the first time it is asked, so adding an algorithm touches no
+other file: the CLI help, the test matrix and the docs table read :func:`algorithms`.
+
+``init(config, stats, seed) -> state`` builds the agent state (a pytree with ``step``, ``key`` and
+``norm``; see :mod:`armfarm.algos.core.batches`); ``update(config, state, batch) -> (state, metrics)`` is
+pure and jit-able; ``export_policy(config, state) -> NumpyPolicy`` gives the deployable actor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Callable
+from typing import Any, Literal
+
+Kind = Literal["offline", "online", "offline-to-online", "evaluator"]
+KINDS = ("offline", "online", "offline-to-online", "evaluator")
+BASE_BATCH_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals")
+
+
+@dataclasses.dataclass(frozen=True)
+class Algorithm:
+    """One registered algorithm.
+
+    Args:
+        name: the CLI name (``armfarm train NAME``).
+        kind: ``offline`` learns from a store (``armfarm train``); ``online`` from its own interaction
+            (``armfarm train-online``); ``offline-to-online`` from a store and then from interaction
+            (it also trains offline); ``evaluator`` estimates other policies' values.
+        config_cls: its frozen config dataclass (fields documented with ``config.doc``).
+        init, update, export_policy: see the module docstring (``export_policy`` None for evaluators).
+        summary: one line for the CLI help and the docs table, naming the paper.
+        batch_keys: what ``update`` reads from a batch (beyond the five base keys, e.g. ``mc_returns``).
+    """
+
+    name: str
+    kind: Kind
+    config_cls: type
+    init: Callable[..., Any]
+    update: Callable[..., Any]
+    export_policy: Callable[..., Any] | None
+    summary: str
+    batch_keys: tuple[str, ...] = BASE_BATCH_KEYS
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"algorithm {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        missing = [k for k in BASE_BATCH_KEYS if k not in self.batch_keys]
+        if missing:
+            raise ValueError(f"algorithm {self.name!r}: batch_keys must include {missing}")
+
+    @property
+    def online(self) -> bool:
+        """Whether it learns from its own interaction only (no store)."""
+        return self.kind == "online"
+
+    @property
+    def offline(self) -> bool:
+        """Whether ``armfarm train`` can train it from a store."""
+        return self.kind in ("offline", "offline-to-online")
+
+
+_REGISTRY: dict[str, Algorithm] = {}
+_discovered = False
+
+
+def register(algorithm: Algorithm) -> Algorithm:
+    """Add ``algorithm`` to the registry (called at the end of its module); returns it."""
+    existing = _REGISTRY.get(algorithm.name)
+    if existing is not None and existing.update is not algorithm.update:
+        raise ValueError(f"two algorithms are called {algorithm.name!r}")
+    _REGISTRY[algorithm.name] = algorithm
+    return algorithm
+
+
+def _discover() -> None:
+    """Import every algorithm module of :mod:`armfarm.algos` (each registers itself)."""
+    global _discovered
+    if _discovered:
+        return
+    import armfarm.algos as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        if not module.ispkg and not module.name.startswith("_"):
+            importlib.import_module(f"{package.__name__}.{module.name}")
+    _discovered = True
+
+
+def algorithms(kind: Kind | None = None) -> dict[str, Algorithm]:
+    """The registered algorithms by name (sorted), optionally of one ``kind`` (``offline`` includes the
+    offline-to-online ones, which also train offline)."""
+    _discover()
+    chosen = {n: a for n, a in sorted(_REGISTRY.items())
+              if kind is None or a.kind == kind or (kind == "offline" and a.offline)}
+    return chosen
+
+
+def get_algorithm(name: str | Algorithm) -> Algorithm:
+    """The registered algorithm called ``name`` (an :class:`Algorithm` is returned as it is)."""
+    if isinstance(name, Algorithm):
+        return name
+    _discover()
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown algorithm {name!r}; valid names: {', '.join(sorted(_REGISTRY))}") from None
