@@ -29,6 +29,7 @@ from armfarm.algos import (
     run_train_call,
     save_checkpoint,
 )
+from armfarm.algos.core.batches import add_batch_columns
 from armfarm.data import EpisodeStore, TransitionDataset
 from armfarm.evaluate.rollouts import EvalResult, evaluate_policy
 from armfarm.runs import RunDir, eval_block
@@ -93,6 +94,7 @@ def train(
     spec = EpisodeStore(store_path).spec
     bounds = (spec.action.low, spec.action.high) if spec is not None else (None, None)
     stats = DatasetStats.from_dataset(data, action_low=bounds[0], action_high=bounds[1])
+    add_batch_columns(data, algo.batch_keys, config)
     steps_per_call = min(steps_per_call, steps)
     eval_every = eval_every or (max(steps // 5, steps_per_call) if env_id else None)
     checkpoint_every = checkpoint_every or max(steps // 5, steps_per_call)

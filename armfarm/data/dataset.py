@@ -93,6 +93,8 @@ class TransitionDataset(_Sampler):
         episode_starts: ``(E,)`` int64 index of each episode's first transition.
         episode_returns: ``(E,)`` undiscounted returns.
         obs_keys: sorted keys of dict observations (the flattening order), else ``None``.
+        extra: further ``(N, ...)`` columns that batches carry (e.g. ``next_actions``, ``mc_returns``,
+            added by :func:`armfarm.algos.core.batches.add_batch_columns`).
     """
 
     def __init__(
@@ -116,6 +118,7 @@ class TransitionDataset(_Sampler):
         self.episode_starts = episode_starts
         self.episode_returns = episode_returns
         self.obs_keys = obs_keys
+        self.extra: dict[str, np.ndarray] = {}
 
     def __repr__(self) -> str:
         return (
@@ -289,6 +292,7 @@ class TransitionDataset(_Sampler):
             "rewards": self.rewards[idx],
             "next_observations": take(self.next_observations),
             "terminals": self.terminals[idx],
+            **{k: v[idx] for k, v in self.extra.items()},
         }
 
 

@@ -18,7 +18,9 @@ costs no XLA compilation. Initialisers (``init=``):
     the TD3+BC, CQL and BC reference implementations use.
 
 ``final_scale`` multiplies the last layer's initial weights (and biases), e.g. a small value for policy
-heads.
+heads. ``layer_norm=True`` adds layer normalisation (Ba et al. 2016) with a learned scale and offset
+after every hidden layer's affine map, before its activation (the critics of ReBRAC and EDAC's
+successors): such a layer holds ``ln_scale`` and ``ln_offset`` beside ``w`` and ``b``.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ def _as_rng(rng: np.random.Generator | int | Sequence[int]) -> np.random.Generat
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
-def _init_numpy(rng: np.random.Generator, sizes: Sequence[int], init: str, final_scale: float) -> list[dict]:
+def _init_numpy(rng: np.random.Generator, sizes: Sequence[int], init: str, final_scale: float,
+                layer_norm: bool = False) -> list[dict]:
     sizes = [int(s) for s in sizes]
     if len(sizes) < 2 or any(s <= 0 for s in sizes):
         raise ValueError(f"MLP sizes must be >= 2 positive ints (in, ..., out), got {sizes}")
@@ -75,8 +78,24 @@ def _init_numpy(rng: np.random.Generator, sizes: Sequence[int], init: str, final
         w, b = _layer_weights(rng, sizes[i], sizes[i + 1], init)
         if i == len(sizes) - 2 and final_scale != 1.0:
             w, b = w * final_scale, b * final_scale
-        layers.append({"w": w.astype(np.float32), "b": b.astype(np.float32)})
+        layer = {"w": w.astype(np.float32), "b": b.astype(np.float32)}
+        if layer_norm and i < len(sizes) - 2:
+            layer["ln_scale"] = np.ones(sizes[i + 1], np.float32)
+            layer["ln_offset"] = np.zeros(sizes[i + 1], np.float32)
+        layers.append(layer)
     return layers
+
+
+LN_EPS = 1e-6
+
+
+def _hidden(layer: dict, h: jax.Array, activation: Activation) -> jax.Array:
+    """A hidden layer's output from its affine map ``h``: layer-normalised if it has the parameters."""
+    if "ln_scale" in layer:
+        mean = jnp.mean(h, axis=-1, keepdims=True)
+        var = jnp.mean(jnp.square(h - mean), axis=-1, keepdims=True)
+        h = (h - mean) * jax.lax.rsqrt(var + LN_EPS) * layer["ln_scale"] + layer["ln_offset"]
+    return activation(h)
 
 
 def init_mlp(
@@ -84,13 +103,14 @@ def init_mlp(
     sizes: Sequence[int],
     init: str = "lecun",
     final_scale: float = 1.0,
+    layer_norm: bool = False,
 ) -> Params:
     """Initialise an MLP with layer widths ``sizes = (in, hidden..., out)``.
 
     ``rng`` is a NumPy ``Generator`` or a seed for one. Initialisation runs in NumPy (deterministic for
     a seed, and free of the per-shape XLA compilations that initialising with ``jax.random`` costs).
     """
-    return jax.tree.map(jnp.asarray, _init_numpy(_as_rng(rng), sizes, init, final_scale))
+    return jax.tree.map(jnp.asarray, _init_numpy(_as_rng(rng), sizes, init, final_scale, layer_norm))
 
 
 def mlp_apply(
@@ -102,7 +122,7 @@ def mlp_apply(
     """Apply an MLP to ``x[..., in]`` -> ``[..., out]`` (activation between layers, none after the last
     unless ``final_activation``)."""
     for layer in params[:-1]:
-        x = activation(x @ layer["w"] + layer["b"])
+        x = _hidden(layer, x @ layer["w"] + layer["b"], activation)
     x = x @ params[-1]["w"] + params[-1]["b"]
     return final_activation(x) if final_activation is not None else x
 
@@ -113,12 +133,13 @@ def init_ensemble(
     sizes: Sequence[int],
     init: str = "lecun",
     final_scale: float = 1.0,
+    layer_norm: bool = False,
 ) -> Params:
     """``num`` independently initialised MLPs stacked on a leading axis."""
     if num < 1:
         raise ValueError(f"ensemble size must be >= 1, got {num}")
     rng = _as_rng(rng)
-    members = [_init_numpy(rng, sizes, init, final_scale) for _ in range(num)]
+    members = [_init_numpy(rng, sizes, init, final_scale, layer_norm) for _ in range(num)]
     return jax.tree.map(lambda *leaves: jnp.asarray(np.stack(leaves)), *members)
 
 
@@ -159,9 +180,9 @@ def critic_apply(params: Params, obs: jax.Array, act: jax.Array, activation: Act
         h = (hs[:, None, :] + ha.reshape(*out_shape, -1)).reshape(ha.shape)
     else:
         h = hs + ha
-    h = activation(h)
+    h = _hidden(params[0], h, activation)
     for layer in params[1:-1]:
-        h = activation(h @ layer["w"] + layer["b"])
+        h = _hidden(layer, h @ layer["w"] + layer["b"], activation)
     return (h @ params[-1]["w"] + params[-1]["b"]).reshape(out_shape)
 
 
@@ -172,9 +193,10 @@ def init_critic_ensemble(
     act_dim: int,
     hidden: Sequence[int],
     init: str = "lecun",
+    layer_norm: bool = False,
 ) -> Params:
     """``num`` critics (``num=2`` for twin Q) stacked on a leading axis."""
-    return init_ensemble(rng, num, (obs_dim + act_dim, *hidden, 1), init)
+    return init_ensemble(rng, num, (obs_dim + act_dim, *hidden, 1), init, layer_norm=layer_norm)
 
 
 def critic_ensemble_apply(params: Params, obs: jax.Array, act: jax.Array) -> jax.Array:

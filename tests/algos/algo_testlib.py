@@ -8,6 +8,7 @@ import jax
 import numpy as np
 
 from armfarm.algos import DatasetStats, algorithms, make_train_fn
+from armfarm.algos.core.batches import add_batch_columns
 
 # every registered algorithm is tested: no list to update when one is added
 ALGO_NAMES = tuple(algorithms("offline"))  # those `armfarm train` learns from a store
@@ -43,6 +44,7 @@ class ArrayDataset:
     terminals: np.ndarray
     episode_returns: np.ndarray | None = None
     obs_keys: list[str] | None = None
+    extra: dict = dataclasses.field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -56,6 +58,7 @@ class ArrayDataset:
             "rewards": self.rewards[idx],
             "next_observations": self.next_observations[idx],
             "terminals": self.terminals[idx],
+            **{k: v[idx] for k, v in self.extra.items()},
         }
 
 
@@ -79,6 +82,7 @@ def train(algo, config, stats: DatasetStats, ds: ArrayDataset, steps: int, seed:
     assert steps % chunk == 0
     state = algo.init(config, stats, seed)
     fn = make_train_fn(algo, config)
+    add_batch_columns(ds, algo.batch_keys, config)
     rng = np.random.default_rng(seed if data_seed is None else data_seed)
     metrics = None
     for _ in range(steps // chunk):
@@ -192,6 +196,7 @@ def check_algorithm(algo, config, tmp_path, obs_dim: int = 5, act_dim: int = 2, 
     from armfarm.policy import NumpyPolicy
 
     ds = random_dataset(obs_dim=obs_dim, act_dim=act_dim, scale=3.0)
+    add_batch_columns(ds, algo.batch_keys, config)
     low, high = np.full(act_dim, -3.0), np.array([3.0, 5.0][:act_dim])
     stats = DatasetStats.from_dataset(ds, action_low=low, action_high=high)
     rng = np.random.default_rng(0)

@@ -25,6 +25,7 @@ from armfarm.algos import (
     make_train_fn,
     save_checkpoint,
 )
+from armfarm.algos.core.batches import add_batch_columns
 
 
 def test_the_registry_finds_every_algorithm_module_and_each_declares_itself():
@@ -54,8 +55,10 @@ def test_algorithm_contract(name, tmp_path):
     check_algorithm(get_algorithm(name), TINY_CONFIGS[name], tmp_path)
 
 
-def _stats_and_batches(n_chunks=4, K=8, B=32):
+def _stats_and_batches(n_chunks=4, K=8, B=32, algo=None, config=None):
     ds = random_dataset()
+    if algo is not None:
+        add_batch_columns(ds, algo.batch_keys, config)
     stats = DatasetStats.from_dataset(ds, action_low=-1.0, action_high=1.0)
     rng = np.random.default_rng(7)
     return stats, [ds.sample_stacked(rng, K, B) for _ in range(n_chunks)]
@@ -64,7 +67,7 @@ def _stats_and_batches(n_chunks=4, K=8, B=32):
 @pytest.mark.parametrize("name", ALGO_NAMES)
 def test_same_seed_bitwise_identical(name):
     algo, config = get_algorithm(name), TINY_CONFIGS[name]
-    stats, batches = _stats_and_batches()
+    stats, batches = _stats_and_batches(algo=algo, config=config)
     fn = make_train_fn(algo, config)
     runs = []
     for seed in (3, 3, 4):
@@ -81,7 +84,7 @@ def test_same_seed_bitwise_identical(name):
 def test_resume_from_checkpoint_is_bitwise_identical(name, tmp_path):
     """Train N steps in K-chunks; save at N/2, load, continue == uninterrupted run."""
     algo, config = get_algorithm(name), TINY_CONFIGS[name]
-    stats, batches = _stats_and_batches(n_chunks=4)
+    stats, batches = _stats_and_batches(n_chunks=4, algo=algo, config=config)
     fn = make_train_fn(algo, config)
     state = algo.init(config, stats, 11)
     for b in batches:

@@ -76,3 +76,61 @@ def preprocess(state: AgentState, batch: Mapping[str, Any], normalize_obs: bool)
         "next_observations": next_obs,
         "terminals": f32("terminals"),
     }
+
+
+def episode_bounds(data: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end (exclusive) index of each episode of ``data``: from ``episode_starts`` where it has
+    them, else split after every terminal or timeout."""
+    n = len(data.rewards)
+    starts = getattr(data, "episode_starts", None)
+    if starts is None:
+        done = np.asarray(data.terminals) > 0
+        if getattr(data, "timeouts", None) is not None:
+            done |= np.asarray(data.timeouts) > 0
+        ends = np.flatnonzero(done)
+        starts = np.concatenate([[0], ends[ends + 1 < n] + 1])
+    starts = np.asarray(starts, np.int64)
+    return starts, np.append(starts[1:], n)
+
+
+def next_actions(data: Any, config: Any) -> np.ndarray:
+    """``a_{t+1}`` of each transition's episode; an episode's last transition repeats its own action
+    (its successor is not in the data; the Bellman target of a terminal step does not use it)."""
+    actions = np.asarray(data.actions, np.float32)
+    out = np.empty_like(actions)
+    for start, end in zip(*episode_bounds(data), strict=True):
+        out[start:end - 1] = actions[start + 1:end]
+        out[end - 1] = actions[end - 1]
+    return out
+
+
+def mc_returns(data: Any, config: Any) -> np.ndarray:
+    """The discounted return-to-go ``sum_{k>=t} gamma^(k-t) r_k`` within each episode (``config.gamma``),
+    the Monte-Carlo value of the behaviour policy that Cal-QL calibrates against."""
+    rewards = np.asarray(data.rewards, np.float64)
+    out = np.empty(len(rewards), np.float64)
+    for start, end in zip(*episode_bounds(data), strict=True):
+        running = 0.0
+        for t in range(end - 1, start - 1, -1):
+            running = rewards[t] + config.gamma * running
+            out[t] = running
+    return out.astype(np.float32)
+
+
+COLUMNS = {"next_actions": next_actions, "mc_returns": mc_returns}
+
+
+def add_batch_columns(data: Any, keys: tuple[str, ...], config: Any) -> None:
+    """Give ``data`` (a dataset with ``extra``) the columns among ``keys`` beyond the base five, so its
+    batches carry them. Raises ValueError for a key nothing can compute."""
+    wanted = [k for k in keys if k not in BATCH_KEYS]
+    if not wanted:
+        return
+    extra = getattr(data, "extra", None)
+    if extra is None:
+        raise ValueError(f"batches need {wanted}, which only an in-memory dataset (TransitionDataset) can carry")
+    for key in wanted:
+        if key not in COLUMNS:
+            raise ValueError(f"no batch column {key!r}; known columns: {', '.join(sorted(COLUMNS))}")
+        if key not in extra:
+            extra[key] = COLUMNS[key](data, config)

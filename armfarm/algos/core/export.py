@@ -29,6 +29,8 @@ def mlp_policy(
     ``out_slice=n`` keeps the first ``n`` outputs of the last layer (the mean head of a Gaussian actor
     that also outputs log-stds).
     """
+    if any("ln_scale" in layer for layer in params):
+        raise ValueError(f"{algo_name}: a layer-normalised actor cannot be exported as a NumpyPolicy")
     host = jax.device_get({"params": params, "norm": state["norm"]})
     ws = [np.asarray(layer["w"]) for layer in host["params"]]
     bs = [np.asarray(layer["b"]) for layer in host["params"]]
