@@ -20,6 +20,7 @@ from armfarm.algos.core.contract import BASE_BATCH_KEYS as BATCH_KEYS
 
 AgentState = dict[str, Any]
 Batch = dict[str, Any]
+EXTRA_TAILS = {"next_actions": "act_dim"}  # the per-transition shape of extra batch keys that are not scalars
 
 
 def check_batch(batch: Mapping[str, Any], obs_dim: int, act_dim: int, lead_ndim: int = 1,
@@ -27,7 +28,8 @@ def check_batch(batch: Mapping[str, Any], obs_dim: int, act_dim: int, lead_ndim:
     """Raise a ``ValueError`` naming the field if ``batch`` lacks one of ``keys`` or has a wrong shape.
 
     ``lead_ndim`` is 1 for a single batch ``(B, ...)`` and 2 for stacked batches ``(K, B, ...)``. Keys
-    beyond the five base keys (an algorithm's extras) are per-transition scalars, shaped like rewards.
+    beyond the five base keys (an algorithm's extras) are shaped as :data:`EXTRA_TAILS` says (per
+    transition scalars otherwise).
     """
     if not isinstance(batch, Mapping):
         raise ValueError(f"a batch must be a dict with keys {list(keys)}, got {type(batch).__name__}")
@@ -47,8 +49,11 @@ def check_batch(batch: Mapping[str, Any], obs_dim: int, act_dim: int, lead_ndim:
         "actions": ((*lead, act_dim), (*names, "act_dim")),
         "rewards": (lead, names),
         "terminals": (lead, names),
-        **{k: (lead, names) for k in keys if k not in BATCH_KEYS},
     }
+    for k in keys:
+        if k not in BATCH_KEYS:
+            tail = {"act_dim": (act_dim,), "obs_dim": (obs_dim,)}.get(EXTRA_TAILS.get(k, ""), ())
+            expected[k] = ((*lead, *tail), (*names, *([EXTRA_TAILS[k]] if tail else [])))
     for k, (shape, symbolic) in expected.items():
         got = tuple(np.shape(batch[k]))
         if got != shape:
