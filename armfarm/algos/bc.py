@@ -21,7 +21,7 @@ from armfarm.algos.core.batches import AgentState, preprocess
 from armfarm.algos.core.config import ConfigBase, param
 from armfarm.algos.core.contract import Algorithm, register
 from armfarm.algos.core.export import mlp_policy
-from armfarm.algos.core.params import apply_optimizer
+from armfarm.algos.core.params import new_group, step_group
 from armfarm.algos.core.prng import seed_streams
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import init_mlp, mlp_apply
@@ -51,7 +51,7 @@ def _init_nets(config: BCConfig, obs_dim: int, act_dim: int, seed: int) -> dict:
     return {
         "step": jnp.zeros((), jnp.int32),
         "key": key,
-        "actor": {"params": params, "opt": _optimizer(config).init(params)},
+        "actor": new_group(params, _optimizer(config)),
     }
 
 
@@ -70,8 +70,7 @@ def update(config: BCConfig, state: AgentState, batch: dict) -> tuple[AgentState
         return jnp.mean(jnp.square(pred - b["actions"]))
 
     loss, grads = jax.value_and_grad(loss_fn)(state["actor"]["params"])
-    params, opt_state = apply_optimizer(_optimizer(config), state["actor"]["params"], state["actor"]["opt"], grads)
-    new_state = {**state, "step": state["step"] + 1, "actor": {"params": params, "opt": opt_state}}
+    new_state = {**state, "step": state["step"] + 1, "actor": step_group(state["actor"], grads, _optimizer(config))}
     return new_state, {"bc_loss": loss}
 
 

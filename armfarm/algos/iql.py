@@ -44,7 +44,7 @@ from armfarm.algos.core.config import ConfigBase, param
 from armfarm.algos.core.contract import Algorithm, register
 from armfarm.algos.core.distributions import gaussian_log_prob
 from armfarm.algos.core.export import mlp_policy
-from armfarm.algos.core.params import apply_optimizer, polyak
+from armfarm.algos.core.params import new_group, step_group
 from armfarm.algos.core.prng import seed_streams
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import critic_ensemble_apply, init_critic_ensemble, init_mlp, mlp_apply
@@ -129,9 +129,9 @@ def _init_nets(config: IQLConfig, obs_dim: int, act_dim: int, seed: int) -> dict
     return {
         "step": jnp.zeros((), jnp.int32),
         "key": key,
-        "actor": {"params": actor, "opt": _actor_opt(config).init(actor)},
-        "critic": {"params": critic, "target": critic, "opt": _critic_opt(config).init(critic)},
-        "value": {"params": value, "opt": _value_opt(config).init(value)},
+        "actor": new_group(actor, _actor_opt(config)),
+        "critic": new_group(critic, _critic_opt(config), target=True),
+        "value": new_group(value, _value_opt(config)),
     }
 
 
@@ -178,17 +178,13 @@ def update(config: IQLConfig, state: AgentState, batch: dict) -> tuple[AgentStat
 
     params = {"actor": state["actor"]["params"], "critic": critic["params"], "value": state["value"]["params"]}
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    actor_params, actor_opt = apply_optimizer(_actor_opt(config), params["actor"], state["actor"]["opt"], grads["actor"])
-    critic_params, critic_opt = apply_optimizer(_critic_opt(config), params["critic"], critic["opt"], grads["critic"])
-    value_params, value_opt = apply_optimizer(_value_opt(config), params["value"], state["value"]["opt"], grads["value"])
     new_state = {
         "step": state["step"] + 1,
         "key": state["key"],
         "norm": state["norm"],
-        "actor": {"params": actor_params, "opt": actor_opt},
-        "critic": {"params": critic_params, "target": polyak(critic["target"], critic_params, config.tau),
-                   "opt": critic_opt},
-        "value": {"params": value_params, "opt": value_opt},
+        "actor": step_group(state["actor"], grads["actor"], _actor_opt(config)),
+        "critic": step_group(critic, grads["critic"], _critic_opt(config), tau=config.tau),
+        "value": step_group(state["value"], grads["value"], _value_opt(config)),
     }
     return new_state, metrics
 
