@@ -8,6 +8,7 @@ from algo_testlib import ALGO_NAMES, PointEnv, point_dataset, rollout_returns, s
 from armfarm.algos import DatasetStats, get_algorithm
 from armfarm.algos.bc import BCConfig
 from armfarm.algos.cql import CQLConfig
+from armfarm.algos.edac import EDACConfig
 from armfarm.algos.iql import IQLConfig
 from armfarm.algos.td3bc import TD3BCConfig
 
@@ -16,6 +17,8 @@ CONFIGS = {
     "td3bc": TD3BCConfig(hidden=(64, 64), gamma=0.9),
     "iql": IQLConfig(hidden=(64, 64), gamma=0.9),
     "cql": CQLConfig(hidden=(64, 64), gamma=0.9, num_samples=4, actor_lr=3e-4, batch_size=128),
+    # at 4 critics and this task's small Q scale, eta=1's similarity term outweighs the TD error early on
+    "edac": EDACConfig(hidden=(64, 64), gamma=0.9, num_critics=4, eta=0.1),
 }
 
 
