@@ -112,8 +112,12 @@ def init(config: CQLConfig, stats: DatasetStats, seed: int) -> AgentState:
     return {**state, "norm": make_norm(stats)}
 
 
-def update(config: CQLConfig, state: AgentState, batch: dict) -> tuple[AgentState, dict[str, jax.Array]]:
-    """One CQL step (critic, actor, temperature and, with ``lagrange``, alpha'). Pure; jit-able."""
+def update(config: CQLConfig, state: AgentState, batch: dict,
+           lower_bound: jax.Array | None = None) -> tuple[AgentState, dict[str, jax.Array]]:
+    """One CQL step (critic, actor, temperature and, with ``lagrange``, alpha'). Pure; jit-able.
+
+    ``lower_bound`` (``[B]``, Cal-QL's reference values) floors the Q-values of the policy's sampled
+    actions in the regulariser at ``max(Q, lower_bound)``; None is plain CQL."""
     b = preprocess(state, batch, config.normalize_obs)
     obs, act, next_obs = b["observations"], b["actions"], b["next_observations"]
     batch_size, act_dim = act.shape
@@ -157,6 +161,10 @@ def update(config: CQLConfig, state: AgentState, batch: dict) -> tuple[AgentStat
             q_all = critic_ensemble_apply(params["critic"], obs, all_act)  # [2, B, 1 + 3n]
             q_data = q_all[:, :, 0]
             q_rand, q_cur, q_nxt = q_all[:, :, 1:1 + n], q_all[:, :, 1 + n:1 + 2 * n], q_all[:, :, 1 + 2 * n:]
+            if lower_bound is not None:  # Cal-QL: push down max(Q, V_ref) at the policy's actions
+                floor = lower_bound[None, :, None]
+                metrics["bound_rate"] = jnp.mean((q_cur < floor).astype(jnp.float32))
+                q_cur, q_nxt = jnp.maximum(q_cur, floor), jnp.maximum(q_nxt, floor)
             cat = jnp.concatenate(
                 [q_rand - log_unif, q_nxt - sg(nxt_log_prob), q_cur - sg(cur_log_prob)], axis=-1
             )
