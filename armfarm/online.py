@@ -1,4 +1,5 @@
-"""The online learner behind ``armfarm train-online``: SAC interacting with a Gymnasium environment.
+"""The online learner behind ``armfarm train-online`` (SAC from scratch) and ``armfarm finetune`` (an
+offline run continued with interaction).
 
 The loop alternates acting and learning in chunks: the current stochastic actor (a NumPy copy of its
 parameters, :class:`GaussianActor`) takes ``updates_per_call`` (K) environment steps, then K gradient
@@ -13,6 +14,12 @@ with the wall time of every evaluation, ``tb/``, ``checkpoints/step_N/``, ``poli
 ``summary.json``) plus ``replay.npz``, the replay buffer at the end of the run, which
 :meth:`ReplayBuffer.episodes` turns back into whole episodes (D4RL's "medium-replay").
 Steps are environment steps throughout. Training is deterministic for a seed.
+
+Fine-tuning (:func:`finetune`) runs the same loop from an offline run's checkpoint: each batch takes
+``mix`` of its transitions from the run's store and the rest from the online replay, the algorithm's
+declared online-phase settings (:attr:`Algorithm.finetune`) are applied to its config, and the robot
+explores with the algorithm's own stochastic policy (:func:`explorer`). Online transitions get Cal-QL's
+reference of 0 and their episode's next action; new episodes can be written into a store.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import numpy as np
 from armfarm import __version__
 from armfarm.algos import (
     DatasetStats,
+    algorithms,
     config_from_dict,
     get_algorithm,
     load_checkpoint,
@@ -48,7 +56,7 @@ DEFAULT_START_STEPS = 5_000
 DEFAULT_UPDATES_PER_CALL = 50
 REPLAY_FILE = "replay.npz"
 
-__all__ = ["GaussianActor", "ReplayBuffer", "env_stats", "train_online"]
+__all__ = ["GaussianActor", "ReplayBuffer", "WarmStart", "env_stats", "explorer", "finetune", "train_online"]
 
 
 class ReplayBuffer:
@@ -58,7 +66,7 @@ class ReplayBuffer:
     (do not bootstrap) and ``truncated`` (the episode was cut by a time limit).
     """
 
-    FIELDS = ("observations", "actions", "rewards", "next_observations", "terminated", "truncated")
+    FIELDS = ("observations", "actions", "rewards", "next_observations", "terminated", "truncated", "next_actions")
 
     def __init__(self, capacity: int, obs_dim: int, act_dim: int):
         if capacity < 1:
@@ -70,6 +78,7 @@ class ReplayBuffer:
         self.next_observations = np.zeros((capacity, obs_dim), np.float32)
         self.terminated = np.zeros(capacity, bool)
         self.truncated = np.zeros(capacity, bool)
+        self.next_actions = np.zeros((capacity, act_dim), np.float32)  # a_{t+1}; an episode's last: its own
         self.added = 0  # transitions ever added; the newest is at (added - 1) % capacity
 
     @property
@@ -78,6 +87,10 @@ class ReplayBuffer:
 
     def add(self, obs, action, reward: float, next_obs, terminated: bool, truncated: bool) -> None:
         i = self.added % self.capacity
+        previous = (self.added - 1) % self.capacity
+        if self.added and not (self.terminated[previous] or self.truncated[previous]):
+            self.next_actions[previous] = action
+        self.next_actions[i] = action
         self.observations[i] = obs
         self.actions[i] = action
         self.rewards[i] = reward
@@ -86,16 +99,23 @@ class ReplayBuffer:
         self.truncated[i] = truncated and not terminated
         self.added += 1
 
-    def sample_stacked(self, rng: np.random.Generator, num_batches: int, batch_size: int) -> dict[str, np.ndarray]:
-        """``num_batches`` batches of ``batch_size`` uniform transitions, stacked ``(K, B, ...)``."""
+    def sample_stacked(self, rng: np.random.Generator, num_batches: int, batch_size: int,
+                       keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+        """``num_batches`` batches of ``batch_size`` uniform transitions, stacked ``(K, B, ...)``, with the
+        extra ``keys`` an algorithm reads (``next_actions``; ``mc_returns``, 0 for online transitions)."""
         idx = rng.integers(0, self.size, (num_batches, batch_size))
-        return {
+        batch = {
             "observations": self.observations[idx],
             "actions": self.actions[idx],
             "rewards": self.rewards[idx],
             "next_observations": self.next_observations[idx],
             "terminals": self.terminated[idx].astype(np.float32),
         }
+        if "next_actions" in keys:
+            batch["next_actions"] = self.next_actions[idx]
+        if "mc_returns" in keys:
+            batch["mc_returns"] = np.zeros(idx.shape, np.float32)
+        return batch
 
     def _chronological(self) -> np.ndarray:
         start = self.added % self.capacity if self.added > self.capacity else 0
@@ -149,7 +169,8 @@ class ReplayBuffer:
             capacity, added = int(z["capacity"]), int(z["added"])
             buffer = cls(capacity, z["observations"].shape[1], z["actions"].shape[1])
             for name in cls.FIELDS:
-                getattr(buffer, name)[: len(z[name])] = z[name]
+                if name in z:  # (rings saved before next_actions existed lack it)
+                    getattr(buffer, name)[: len(z[name])] = z[name]
         buffer.added = added
         return buffer
 
@@ -162,7 +183,7 @@ class ReplayBuffer:
     @classmethod
     def load(cls, path: str | Path) -> ReplayBuffer:
         with np.load(path, allow_pickle=False) as z:
-            arrays = {name: z[name] for name in cls.FIELDS}
+            arrays = {name: z[name] for name in cls.FIELDS if name in z}
         n = len(arrays["rewards"])
         buffer = cls(max(n, 1), arrays["observations"].shape[1], arrays["actions"].shape[1])
         for name, value in arrays.items():
@@ -212,6 +233,45 @@ class GaussianActor:
 
     def mean_action(self, obs: np.ndarray) -> np.ndarray:
         return self._rescale(np.tanh(self._head(obs)[0]))
+
+
+class _NoisyPolicy:
+    """Exploration around an exported policy: a Gaussian of ``std`` (per action dimension, in units of
+    the half-range) added to its action, clipped to the bounds."""
+
+    def __init__(self, policy: Any, low: np.ndarray, high: np.ndarray, std: np.ndarray):
+        self.policy, self.low, self.high, self.std = policy, low, high, std
+
+    def sample(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        half = (self.high - self.low) / 2.0
+        noisy = self.policy(obs) + half * self.std * rng.standard_normal(self.low.shape, np.float32)
+        return np.clip(noisy, self.low, self.high).astype(np.float32)
+
+
+def explorer(algo: Any, config: Any, state: dict, noise: float = 0.1):
+    """What a learner explores with, as ``.sample(obs, rng)``: SAC's tanh-Gaussian for SAC-style actors
+    (``2 * act_dim`` outputs), the Gaussian of a state-independent log-std around ``tanh(f(s))`` (IQL,
+    AWAC), else the deterministic policy plus Gaussian noise of ``noise`` half-ranges (TD3+BC, ReBRAC)."""
+    actor = state["actor"]["params"]
+    low, high = (np.asarray(state["norm"][k]) for k in ("act_low", "act_high"))
+    if isinstance(actor, list) and actor[-1]["w"].shape[-1] == 2 * len(low):
+        return GaussianActor.from_state(config, state)
+    policy = algo.export_policy(config, state)
+    if isinstance(actor, dict) and "log_std" in actor:
+        std = np.exp(np.clip(np.asarray(actor["log_std"]), config.log_std_min, config.log_std_max))
+        return _NoisyPolicy(policy, low, high, std.astype(np.float32))
+    return _NoisyPolicy(policy, low, high, np.full(len(low), noise, np.float32))
+
+
+@dataclasses.dataclass
+class WarmStart:
+    """What fine-tuning adds to online training: the offline run's checkpoint, its data, and the share
+    ``mix`` of every batch drawn from that data; new episodes go into ``store_out`` when given."""
+
+    checkpoint: Any
+    offline: Any
+    mix: float
+    store_out: Path | None = None
 
 
 def env_stats(env: gym.Env) -> DatasetStats:
@@ -300,8 +360,10 @@ def train_online(
     overwrite: bool = False,
     on_progress: Callable[[int, dict], None] | None = None,
     on_eval: Callable[[int, EvalResult], None] | None = None,
+    warm_start: WarmStart | None = None,
 ) -> dict:
-    """Train ``algo_name`` (``sac``) in ``env_id`` for ``steps`` environment steps.
+    """Train ``algo_name`` (``sac``) in ``env_id`` for ``steps`` environment steps (with ``warm_start``,
+    continue an offline run instead: see :func:`finetune`).
 
     ``eval_every`` (default: 20 evaluations per run) and ``checkpoint_every`` (default: 5 per run) are in
     environment steps; evaluations run the deterministic policy for ``eval_episodes`` episodes seeded
@@ -321,15 +383,33 @@ def train_online(
     if steps < 1 or updates_per_call < 1 or start_steps < 0:
         raise ValueError("steps and updates_per_call must be >= 1 and start_steps >= 0")
     algo = get_algorithm(algo_name)
-    if not algo.online:
-        raise ValueError(f"{algo.name} is an offline algorithm; use `armfarm train {algo.name} STORE --out RUN_DIR`")
-    config = config_from_dict(algo.config_cls, config_overrides or {})
+    if warm_start is None and not algo.online:
+        raise ValueError(f"{algo.name} is an offline algorithm; use `armfarm train {algo.name} STORE --out RUN_DIR`"
+                         f" (or `armfarm finetune` to continue such a run online)")
+    if warm_start is None:
+        config = config_from_dict(algo.config_cls, config_overrides or {})
+    else:  # the offline run's config, then the algorithm's online-phase settings, then the user's
+        config = config_from_dict(algo.config_cls, {**dataclasses.asdict(warm_start.checkpoint.config),
+                                                    **(algo.finetune or {}), **(config_overrides or {})})
     run = RunDir(out_dir)
     run_dir = run.path
     resume_from = run.prepare(resume, overwrite, required=(REPLAY_FILE,))
 
     env = make_env(env_id)
     stats = env_stats(env)
+    if warm_start is not None:
+        if (warm_start.checkpoint.stats.obs_dim, warm_start.checkpoint.stats.act_dim) != (stats.obs_dim, stats.act_dim):
+            raise ValueError(f"{env_id} has {stats.obs_dim} observation and {stats.act_dim} action dimensions; the "
+                             f"run was trained on {warm_start.checkpoint.stats.obs_dim} and "
+                             f"{warm_start.checkpoint.stats.act_dim}")
+        stats = warm_start.checkpoint.stats  # the offline data's normalisation stays
+    offline_batch = 0 if warm_start is None else int(round(warm_start.mix * config.batch_size))
+    online_batch = config.batch_size - offline_batch
+    store_out = None
+    if warm_start is not None and warm_start.store_out is not None:
+        from armfarm.data import EpisodeStore
+
+        store_out = EpisodeStore(warm_start.store_out, create=True)
     eval_every = eval_every or max(steps // 20, 1)
     checkpoint_every = checkpoint_every or max(steps // 5, 1)
     rng = np.random.default_rng([seed, 0x5AC])
@@ -337,18 +417,22 @@ def train_online(
     try:
         if resume_from is None:
             buffer = ReplayBuffer(buffer_size or steps, stats.obs_dim, stats.act_dim)
-            state = algo.init(config, stats, seed)
+            state = algo.init(config, stats, seed) if warm_start is None else warm_start.checkpoint.state
             episode = _Episode(env, buffer)
             obs = episode.reset(seed)
             step = grad_steps = episodes = 0
             train_seconds = act_seconds = 0.0
             episode_returns: list[float] = []
             exact, reached = None, False
+            evaluations: list[dict] = []
             run.write_config({
                 "algo": algo.name, "config": dataclasses.asdict(config), "env": env_id, "seed": seed,
                 "steps": steps, "start_steps": start_steps, "updates_per_call": updates_per_call,
                 "buffer_size": buffer.capacity, "eval_every": eval_every, "eval_episodes": eval_episodes,
                 "target_return": target_return, "armfarm_version": __version__,
+                **({} if warm_start is None else {
+                    "init_from": str(warm_start.checkpoint.path), "mix": warm_start.mix,
+                    "store_out": None if warm_start.store_out is None else str(warm_start.store_out)}),
             })
         else:
             restored = load_checkpoint(resume_from)
@@ -364,6 +448,7 @@ def train_online(
             step, grad_steps, episodes = extra["env_steps"], extra["grad_steps"], extra["episodes"]
             train_seconds, act_seconds = extra["train_seconds"], extra["act_seconds"]
             episode_returns = list(extra["episode_returns"])
+            evaluations = list(extra.get("evaluations", []))
             started -= extra["wall_s"]
             # a run that stopped at its target stays stopped when resumed with a target
             reached = target_return is not None and extra.get("reached_target", False)
@@ -372,7 +457,7 @@ def train_online(
                                          fallback_seed=int(np.random.SeedSequence([seed, step]).generate_state(1)[0]))
             log.drop_after(step)
         train_fn = make_train_fn(algo, config)
-        actor = GaussianActor.from_state(config, state)
+        actor = explorer(algo, config, state)
         last_eval = None
 
         def export():
@@ -381,6 +466,7 @@ def train_online(
         def evaluate(at_step: int) -> EvalResult:
             result = evaluate_policy(export(), env_id, episodes=eval_episodes, seed=10_000 + seed)
             log.eval(at_step, result, {"grad_steps": grad_steps, "wall_s": round(time.perf_counter() - started, 3)})
+            evaluations.append({"step": at_step, "return_mean": result.return_mean, "normalized": result.normalized})
             if on_eval is not None:
                 on_eval(at_step, result)
             return result
@@ -394,10 +480,26 @@ def train_online(
                 "episode_returns": episode_returns[-10:], "rng_state": rng.bit_generator.state,
                 "episode": episode.to_json(), "obs": obs.tolist(), "train_seconds": train_seconds,
                 "act_seconds": act_seconds, "wall_s": time.perf_counter() - started, "reached_target": reached,
+                "evaluations": evaluations,
             })
             for older in (run_dir / "checkpoints").glob(f"step_*/{REPLAY_FILE}"):
                 if older.parent != directory:
                     older.unlink(missing_ok=True)
+
+        if warm_start is not None and resume_from is None:
+            evaluate(0)  # the offline policy, before any interaction
+
+        def record(length: int) -> None:
+            """Write the episode that just ended (its newest ``length`` transitions) into ``store_out``,
+            under an id that a resumed run writes again only to have it skipped."""
+            from armfarm.data import Episode
+
+            rows = buffer.latest(length)
+            store_out.write([Episode(
+                np.concatenate([buffer.observations[rows], buffer.next_observations[rows[-1:]]]),
+                buffer.actions[rows], buffer.rewards[rows], buffer.terminated[rows], buffer.truncated[rows],
+                episode_id=f"{run_dir.name}-s{seed}-e{episodes:07d}", collector_id=f"finetune:{run_dir.name}",
+                policy_id=f"{algo.name}@{grad_steps}", env_id=env_id)], on_duplicate="skip")
 
         while step < steps and not reached:
             k = min(updates_per_call, steps - step)
@@ -413,19 +515,24 @@ def train_online(
                 episode.ret += float(reward)
                 step += 1
                 if terminated or truncated:
+                    if store_out is not None:
+                        record(buffer.added - episode.start)
                     episodes += 1
                     episode_returns.append(episode.ret)
                     next_obs = episode.reset()
                 obs = next_obs
             act_seconds += time.perf_counter() - tick
             metrics = {}
-            learning = step > start_steps and buffer.size >= config.batch_size
+            learning = step > start_steps and buffer.size >= online_batch
             if learning:
-                batches = buffer.sample_stacked(rng, k, config.batch_size)
+                batches = buffer.sample_stacked(rng, k, online_batch, algo.batch_keys)
+                if offline_batch:  # the offline share of every batch, beside the online one
+                    offline = warm_start.offline.sample_stacked(rng, k, offline_batch)
+                    batches = {key: np.concatenate([offline[key], batches[key]], axis=1) for key in batches}
                 state, metrics, seconds = run_train_call(train_fn, state, batches, step)
                 train_seconds += seconds
                 grad_steps += k
-                actor = GaussianActor.from_state(config, state)
+                actor = explorer(algo, config, state)
             metrics["episode_return"] = float(np.mean(episode_returns[-10:])) if episode_returns else 0.0
             if learning:
                 log.train(step, time.perf_counter() - started, metrics)
@@ -458,5 +565,59 @@ def train_online(
         "checkpoint": str(run.checkpoint_dir(step)),
         "eval": eval_block(last_eval),
     }
+    if warm_start is not None:
+        online = [e for e in evaluations if e["step"] > 0]
+        scores = [e["normalized"] for e in online if e["normalized"] is not None]
+        summary.update({
+            "init_from": str(warm_start.checkpoint.path), "mix": warm_start.mix,
+            "return_before": evaluations[0]["return_mean"] if evaluations and evaluations[0]["step"] == 0 else None,
+            "return_after": last_eval.return_mean,
+            # CORL's cumulative regret: the mean over the online evaluations of 1 - normalized score / 100
+            "regret": round(float(np.mean([1.0 - s / 100.0 for s in scores])), 4) if scores and len(scores) == len(online)
+            else None,
+        })
     run.write_summary(summary)
     return summary
+
+
+def finetune(
+    run_dir: str | Path,
+    env_id: str,
+    out_dir: str | Path,
+    steps: int,
+    mix: float = 0.5,
+    seed: int = 0,
+    store_out: str | Path | None = None,
+    **kwargs: Any,
+) -> dict:
+    """Continue the offline run in ``run_dir`` with ``steps`` environment steps in ``env_id`` (offline ->
+    online fine-tuning), writing a run directory to ``out_dir`` (resumable like :func:`train_online`).
+
+    Every batch draws ``mix`` of its transitions from the run's store and the rest from the online replay
+    buffer. The algorithm's online-phase settings (:attr:`Algorithm.finetune`) apply, then
+    ``config_overrides``. New episodes are written into ``store_out`` when given (so a farm can learn
+    from them). The summary adds ``return_before`` (the offline policy), ``return_after`` and CORL's
+    ``regret``. Other keyword arguments are :func:`train_online`'s.
+    """
+    from armfarm.algos.core.batches import add_batch_columns
+    from armfarm.algos.core.checkpoints import latest_checkpoint
+    from armfarm.data import TransitionDataset
+
+    if not 0.0 <= mix < 1.0:
+        raise ValueError(f"mix must be in [0, 1): the share of each batch from the offline data, got {mix}")
+    source = RunDir(run_dir)
+    checkpoint_dir = latest_checkpoint(source.path)
+    if checkpoint_dir is None:
+        raise FileNotFoundError(f"{run_dir} holds no checkpoint to fine-tune (train it with `armfarm train`)")
+    checkpoint = load_checkpoint(checkpoint_dir)
+    algo = get_algorithm(checkpoint.algo_name)
+    if algo.finetune is None:
+        tunable = ", ".join(n for n, a in algorithms().items() if a.finetune is not None)
+        raise ValueError(f"{algo.name} has no online phase; these algorithms fine-tune: {tunable}")
+    store = source.read_config().get("store")
+    if store is None:
+        raise ValueError(f"{run_dir}/config.json names no store: fine-tuning mixes in the run's offline data")
+    offline = TransitionDataset.from_store(store)
+    add_batch_columns(offline, algo.batch_keys, checkpoint.config)
+    warm = WarmStart(checkpoint, offline, mix, None if store_out is None else Path(store_out))
+    return train_online(algo.name, env_id, out_dir, steps=steps, seed=seed, start_steps=0, warm_start=warm, **kwargs)

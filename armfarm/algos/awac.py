@@ -137,4 +137,5 @@ def export_policy(config: AWACConfig, state: AgentState) -> NumpyPolicy:
 
 
 ALGORITHM = register(Algorithm(NAME, "offline-to-online", AWACConfig, init, update, export_policy,
-                               "AWAC: advantage-weighted actor-critic, offline then online (Nair et al. 2020)"))
+                               "AWAC: advantage-weighted actor-critic, offline then online (Nair et al. 2020)",
+                               finetune={}))

@@ -51,4 +51,4 @@ def export_policy(config: CalQLConfig, state: AgentState) -> NumpyPolicy:
 
 ALGORITHM = register(Algorithm(NAME, "offline-to-online", CalQLConfig, cql.init, update, export_policy,
                                "Cal-QL: CQL calibrated by the behaviour's Monte-Carlo returns (Nakamoto et al. 2023)",
-                               batch_keys=(*BATCH_KEYS, "mc_returns")))
+                               batch_keys=(*BATCH_KEYS, "mc_returns"), finetune={}))

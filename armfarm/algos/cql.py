@@ -219,4 +219,4 @@ def export_policy(config: CQLConfig, state: AgentState) -> NumpyPolicy:
 
 
 ALGORITHM = register(Algorithm(NAME, "offline", CQLConfig, init, update, export_policy,
-                               "Conservative Q-Learning, CQL(H) on SAC (Kumar et al. 2020)"))
+                               "Conservative Q-Learning, CQL(H) on SAC (Kumar et al. 2020)", finetune={}))

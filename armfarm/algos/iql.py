@@ -194,4 +194,4 @@ def export_policy(config: IQLConfig, state: AgentState) -> NumpyPolicy:
 
 
 ALGORITHM = register(Algorithm(NAME, "offline", IQLConfig, init, update, export_policy,
-                               "Implicit Q-Learning: expectile values, advantage-weighted actor (Kostrikov et al. 2021)"))
+                               "Implicit Q-Learning: expectile values, advantage-weighted actor (Kostrikov et al. 2021)", finetune={}))

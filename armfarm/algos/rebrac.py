@@ -161,4 +161,4 @@ def export_policy(config: ReBRACConfig, state: AgentState) -> NumpyPolicy:
 
 ALGORITHM = register(Algorithm(NAME, "offline", ReBRACConfig, init, update, export_policy,
                                "ReBRAC: TD3+BC with actor and critic BC penalties, LayerNorm critics "
-                               "(Tarasov et al. 2023)", batch_keys=(*BATCH_KEYS, "next_actions")))
+                               "(Tarasov et al. 2023)", batch_keys=(*BATCH_KEYS, "next_actions"), finetune={}))

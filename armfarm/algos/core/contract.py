@@ -22,7 +22,7 @@ KINDS = ("offline", "online", "offline-to-online", "evaluator")
 BASE_BATCH_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals")
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # compared and hashed by identity (a jit cache key)
 class Algorithm:
     """One registered algorithm.
 
@@ -35,6 +35,8 @@ class Algorithm:
         init, update, export_policy: see the module docstring (``export_policy`` None for evaluators).
         summary: one line for the CLI help and the docs table, naming the paper.
         batch_keys: what ``update`` reads from a batch (beyond the five base keys, e.g. ``mc_returns``).
+        finetune: config changes for the online phase of ``armfarm finetune`` (``{}``: the same config),
+            as its paper runs it; None: the algorithm is not fine-tuned online.
     """
 
     name: str
@@ -45,6 +47,7 @@ class Algorithm:
     export_policy: Callable[..., Any] | None
     summary: str
     batch_keys: tuple[str, ...] = BASE_BATCH_KEYS
+    finetune: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
