@@ -86,6 +86,8 @@ def train(
     if algo.online:
         raise ValueError(f"{algo.name} learns online from an environment, not from a store; use "
                          f"`armfarm train-online {algo.name} ENV_ID --out RUN_DIR`")
+    if not algo.offline:
+        raise ValueError(f"{algo.name} evaluates policies rather than learning one; use `armfarm ope STORE RUN_DIR...`")
     config = config_from_dict(algo.config_cls, config_overrides or {})
     run = RunDir(out_dir)
     checkpoint = run.prepare(resume, overwrite)

@@ -10,6 +10,7 @@ from armfarm.cli.algos import algos
 from armfarm.cli.collect import collect
 from armfarm.cli.evaluate import evaluate
 from armfarm.cli.finetune import finetune
+from armfarm.cli.ope import ope
 from armfarm.cli.plot import plot
 from armfarm.cli.serve import serve
 from armfarm.cli.train import train
@@ -28,6 +29,7 @@ app.command("collect")(collect)
 app.command("train")(train)
 app.command("train-online")(train_online)
 app.command("finetune")(finetune)
+app.command("ope")(ope)
 app.command("eval")(evaluate)
 app.command("plot")(plot)
 app.add_typer(demo.app, name="demo")

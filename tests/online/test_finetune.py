@@ -82,3 +82,17 @@ def test_algorithms_without_an_online_phase_are_refused_by_name(offline_run, tmp
     result = CliRunner().invoke(app, ["finetune", str(offline_run / "calql"), "--env", "ArmfarmTestReach-v0",
                                       "--out", str(tmp_path / "cli"), "--steps", "100", "--mix", "1.5"])
     assert result.exit_code != 0
+
+
+def test_ope_ranks_runs_from_the_store_and_reports_dopes_metrics_as_json(offline_run, tmp_path):
+    train("bc", offline_run / "store", tmp_path / "bc", steps=200, config_overrides=TINY)
+    result = CliRunner().invoke(app, ["ope", str(offline_run / "store"), str(offline_run / "calql"), str(tmp_path / "bc"),
+                                      "--env", "ArmfarmTestReach-v0", "--steps", "300", "--eval-episodes", "3",
+                                      "--set", "hidden=[32,32]", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [p["run_dir"] for p in report["policies"]] == [str(offline_run / "calql"), str(tmp_path / "bc")]
+    assert all(np.isfinite(p["estimate"]) and np.isfinite(p["true_return"]) for p in report["policies"])
+    assert abs(abs(report["spearman"]) - 1.0) < 1e-9 and 0.0 <= report["regret_at_1"] <= 1.0  # two policies
+    unknown = CliRunner().invoke(app, ["ope", str(offline_run / "store"), str(tmp_path / "nothing")])
+    assert unknown.exit_code != 0

@@ -96,7 +96,8 @@ def save_checkpoint(
     extra: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``state`` (params, optimiser states, PRNG key, step), ``config``, ``stats`` and the JSON
-    ``extra`` dict to ``directory`` (created if needed), plus the exported ``policy.npz``.
+    ``extra`` dict to ``directory`` (created if needed), plus the exported ``policy.npz`` (if the
+    algorithm has a policy).
 
     ``meta.json`` is replaced last, so a crash mid-save leaves the previous checkpoint loadable.
     Returns the directory.
@@ -116,10 +117,11 @@ def save_checkpoint(
     state_file = f"state-{step:010d}-{uuid.uuid4().hex[:8]}.npz"
     write_atomic(directory / state_file, lambda f: np.savez(f, **arrays))
 
-    policy = algo.export_policy(config, state)
-    if stats.obs_keys is not None:
-        policy.obs_keys = list(stats.obs_keys)
-    policy.save(directory / POLICY_FILE)
+    if algo.export_policy is not None:  # (evaluators have no policy)
+        policy = algo.export_policy(config, state)
+        if stats.obs_keys is not None:
+            policy.obs_keys = list(stats.obs_keys)
+        policy.save(directory / POLICY_FILE)
 
     meta = {
         "format": CHECKPOINT_FORMAT,
