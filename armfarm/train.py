@@ -15,7 +15,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -30,7 +32,9 @@ from armfarm.algos import (
     save_checkpoint,
 )
 from armfarm.algos.core.batches import add_batch_columns
+from armfarm.algos.core.fused import scan_updates
 from armfarm.data import EpisodeStore, TransitionDataset
+from armfarm.durable import write_json
 from armfarm.evaluate.rollouts import EvalResult, evaluate_policy
 from armfarm.runs import RunDir, eval_block
 
@@ -180,3 +184,138 @@ def train(
         summary["eval"] = eval_block(last_eval)
     run.write_summary(summary)
     return summary
+
+
+def _stack(trees: list) -> Any:
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
+
+
+def _unstack(tree: Any, i: int) -> Any:
+    return jax.tree.map(lambda leaf: leaf[i], tree)
+
+
+def bootstrap_ci(values: list[float], level: float = 0.95, resamples: int = 10_000, seed: int = 0) -> list[float]:
+    """A percentile bootstrap confidence interval of the mean of ``values`` (Efron & Tibshirani 1993)."""
+    values = np.asarray(values, np.float64)
+    means = np.random.default_rng(seed).choice(values, (resamples, len(values))).mean(axis=1)
+    return [float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))]
+
+
+def train_seeds(
+    algo_name: str,
+    store_path: str | Path,
+    out_dir: str | Path,
+    seeds: list[int],
+    steps: int = DEFAULT_STEPS,
+    vectorize: str | None = None,
+    env_id: str | None = None,
+    eval_episodes: int = 10,
+    steps_per_call: int = DEFAULT_STEPS_PER_CALL,
+    config_overrides: dict | None = None,
+    overwrite: bool = False,
+    on_progress: Callable[[int, dict], None] | None = None,
+) -> dict:
+    """Train ``algo_name`` once per seed on one load of the store; seed ``s`` gets ``OUT/seed_<s>/``, a run
+    directory of its own (config, metrics, checkpoints, ``policy.npz``, summary), and ``OUT/summary.json``
+    holds the mean, std and a bootstrap 95% interval over seeds of the final evaluation return.
+
+    ``vectorize="vmap"`` trains every seed in one compiled call: the agent states are stacked and
+    :func:`jax.vmap` runs K fused updates of all of them, each on its own batches (those its single run
+    draws). That fills an accelerator that one small network leaves idle, but XLA:CPU orders the batched
+    matrix products' sums differently, so results equal the single runs only to float tolerance.
+    ``"sequential"`` runs :func:`train` for each seed in turn: bit-identical to training that seed alone.
+    The default is ``vmap`` on an accelerator and ``sequential`` on CPU. Neither mode resumes mid-way.
+    """
+    if len(set(seeds)) != len(seeds) or not seeds or min(seeds) < 0:
+        raise ValueError(f"seeds must be distinct non-negative ints, got {seeds}")
+    vectorize = vectorize or ("sequential" if jax.default_backend() == "cpu" else "vmap")
+    if vectorize not in ("vmap", "sequential"):
+        raise ValueError(f"vectorize must be 'vmap' or 'sequential', got {vectorize!r}")
+    out = Path(out_dir)
+    started = time.perf_counter()
+    data = TransitionDataset.from_store(store_path)
+    common = dict(steps=steps, env_id=env_id, eval_episodes=eval_episodes, steps_per_call=steps_per_call,
+                  config_overrides=config_overrides, overwrite=overwrite, dataset=data)
+    if vectorize == "sequential":
+        summaries = []
+        for i, seed in enumerate(seeds):
+            summaries.append(train(algo_name, store_path, out / f"seed_{seed}", seed=seed, **common,
+                                   on_progress=None if on_progress is None else
+                                   lambda step, m, i=i: on_progress(i * steps + step, m)))
+    else:
+        summaries = _train_vmapped(algo_name, store_path, out, seeds, data, on_progress=on_progress, **{
+            k: v for k, v in common.items() if k != "dataset"})
+    returns = [s["eval"]["return_mean"] for s in summaries if "eval" in s]
+    summary = {"algo": summaries[0]["algo"], "seeds": seeds, "steps": steps, "vectorize": vectorize,
+               "seconds": round(time.perf_counter() - started, 3),
+               "runs": [str(out / f"seed_{s}") for s in seeds]}
+    if returns:
+        summary["eval"] = {"return_mean": float(np.mean(returns)), "return_std": float(np.std(returns)),
+                           "return_ci95": bootstrap_ci(returns), "returns": returns}
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def _train_vmapped(algo_name, store_path, out: Path, seeds: list[int], data, steps: int, env_id, eval_episodes: int,
+                   steps_per_call: int, config_overrides, overwrite: bool, on_progress) -> list[dict]:
+    """The ``vmap`` mode of :func:`train_seeds`."""
+    algo = get_algorithm(algo_name)
+    if not algo.offline:
+        raise ValueError(f"{algo.name} is not trained from a store")
+    config = config_from_dict(algo.config_cls, config_overrides or {})
+    spec = EpisodeStore(store_path).spec
+    bounds = (spec.action.low, spec.action.high) if spec is not None else (None, None)
+    stats = DatasetStats.from_dataset(data, action_low=bounds[0], action_high=bounds[1])
+    add_batch_columns(data, algo.batch_keys, config)
+    runs = [RunDir(out / f"seed_{s}") for s in seeds]
+    for run, seed in zip(runs, seeds, strict=True):
+        run.prepare(False, overwrite)
+        run.write_config({"algo": algo.name, "config": dataclasses.asdict(config), "store": str(store_path),
+                          "seed": seed, "steps": steps, "steps_per_call": steps_per_call, "env": env_id,
+                          "vectorize": "vmap", "seeds": seeds, "armfarm_version": __version__,
+                          "dataset": {"transitions": int(data.size), "episodes": int(len(data.episode_starts))}})
+    samplers = [np.random.default_rng(s) for s in seeds]
+    states = _stack([algo.init(config, stats, s) for s in seeds])
+    jitted = jax.jit(jax.vmap(scan_updates(algo, config)))
+    logs = [run.metrics() for run in runs]
+    step, train_seconds = 0, 0.0
+    checkpoint_every = max(steps // 5, steps_per_call)
+    try:
+        while step < steps:
+            k = min(steps_per_call, steps - step)
+            per_seed = [data.sample_stacked(r, k, config.batch_size) for r in samplers]
+            batches = {key: np.stack([b[key] for b in per_seed]) for key in algo.batch_keys}
+            tick = time.perf_counter()
+            states, metrics = jitted(states, batches)
+            metrics = jax.device_get(metrics)
+            train_seconds += time.perf_counter() - tick
+            step += k
+            for i, log in enumerate(logs):
+                values = {name: float(v[i]) for name, v in metrics.items()}
+                if not all(np.isfinite(v) for v in values.values()):
+                    raise FloatingPointError(f"seed {seeds[i]}: non-finite training metrics at step {step}: {values}")
+                log.train(step, train_seconds, values)
+            if on_progress is not None:
+                on_progress(step * len(seeds), {name: float(np.mean(v)) for name, v in metrics.items()})
+            if step % checkpoint_every == 0 or step == steps:
+                for i, run in enumerate(runs):
+                    save_checkpoint(run.checkpoint_dir(step), algo, config, _unstack(states, i), stats,
+                                    {"sampler_state": samplers[i].bit_generator.state, "steps_per_call": steps_per_call})
+    finally:
+        for log in logs:
+            log.close()
+    summaries = []
+    for i, (run, seed) in enumerate(zip(runs, seeds, strict=True)):
+        policy = algo.export_policy(config, _unstack(states, i))
+        policy.obs_keys = list(stats.obs_keys) if stats.obs_keys else None
+        policy.save(run.policy_path)
+        summary = {"algo": algo.name, "steps": steps, "seed": seed, "vectorize": "vmap",
+                   "train_seconds": round(train_seconds, 3),
+                   "grad_steps_per_s": round(steps * len(seeds) / train_seconds, 2) if train_seconds > 0 else None,
+                   "dataset": {"store": str(store_path), "transitions": int(data.size)}}
+        if env_id:
+            summary["eval"] = eval_block(evaluate_policy(policy, env_id, episodes=eval_episodes, seed=10_000 + seed))
+        run.write_summary(summary)
+        summaries.append(summary)
+    return summaries

@@ -12,11 +12,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from armfarm.algos.core.batches import AgentState, Batch, check_batch
-from armfarm.algos.core.contract import get_algorithm
+from armfarm.algos.core.contract import Algorithm, get_algorithm
 
 
-@functools.lru_cache(maxsize=32)
-def _jitted_train(algo: Any, config: Any, donate: bool) -> Callable:
+def scan_updates(algo: Algorithm, config: Any) -> Callable:
+    """The pure ``(state, batches) -> (state, mean metrics)`` of K updates in one :func:`jax.lax.scan`
+    (what :func:`make_train_fn` compiles; ``jax.vmap`` of it trains several agents at once)."""
     update = algo.update
 
     def train(state: AgentState, batches: Batch) -> tuple[AgentState, dict[str, jax.Array]]:
@@ -26,7 +27,12 @@ def _jitted_train(algo: Any, config: Any, donate: bool) -> Callable:
         state, metrics = jax.lax.scan(body, state, batches)
         return state, jax.tree.map(lambda m: jnp.mean(m, axis=0), metrics)
 
-    return jax.jit(train, donate_argnums=(0,) if donate else ())
+    return train
+
+
+@functools.lru_cache(maxsize=32)
+def _jitted_train(algo: Any, config: Any, donate: bool) -> Callable:
+    return jax.jit(scan_updates(algo, config), donate_argnums=(0,) if donate else ())
 
 
 def make_train_fn(algo: Any, config: Any, *, donate: bool = False) -> Callable:
