@@ -33,3 +33,22 @@ def test_the_critic_penalty_lowers_the_value_of_leaving_the_data_to_its_fixed_po
         assert abs(values[beta_2] - expected) < 0.05 * expected, (beta_2, values[beta_2], expected, metrics)
     assert metrics["critic_bc"] > 0.05  # the actor did leave the data, so the penalty had work to do
     assert values[1.0] < values[0.0] - 0.05
+
+
+def test_next_actions_are_the_episodes_next_action_and_the_last_repeats_its_own():
+    from armfarm.algos.core.batches import next_actions
+
+    class Data:
+        actions = np.arange(5, dtype=np.float32)[:, None]
+        rewards = np.zeros(5, np.float32)
+        episode_starts = np.array([0, 3])
+
+    np.testing.assert_array_equal(next_actions(Data, None)[:, 0], [1, 2, 2, 4, 4])
+
+
+def test_rebrac_trains_from_a_store_through_the_cli_learner(tmp_path, hopper_store):
+    from armfarm.train import train
+
+    summary = train("rebrac", hopper_store, tmp_path / "run", steps=20, steps_per_call=10,
+                    config_overrides={"hidden": "32,32", "critic_hidden": "32,32", "batch_size": 64})
+    assert summary["algo"] == "rebrac" and (tmp_path / "run" / "policy.npz").exists()
