@@ -32,7 +32,7 @@ from armfarm.algos.core.batches import AgentState, preprocess
 from armfarm.algos.core.config import ConfigBase, param
 from armfarm.algos.core.contract import Algorithm, register
 from armfarm.algos.core.export import mlp_policy
-from armfarm.algos.core.params import apply_optimizer, polyak
+from armfarm.algos.core.params import new_group, polyak, step_group
 from armfarm.algos.core.prng import seed_streams, split_key
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import (
@@ -92,8 +92,8 @@ def _init_nets(config: TD3BCConfig, obs_dim: int, act_dim: int, seed: int) -> di
     return {
         "step": jnp.zeros((), jnp.int32),
         "key": key,
-        "actor": {"params": actor, "target": actor, "opt": _actor_opt(config).init(actor)},
-        "critic": {"params": critic, "target": critic, "opt": _critic_opt(config).init(critic)},
+        "actor": new_group(actor, _actor_opt(config), target=True),
+        "critic": new_group(critic, _critic_opt(config), target=True),
         "last_actor_metrics": {"actor_loss": zero, "bc_loss": zero, "lmbda": zero},
     }
 
@@ -122,42 +122,37 @@ def update(config: TD3BCConfig, state: AgentState, batch: dict) -> tuple[AgentSt
         return jnp.sum(jnp.mean(jnp.square(q - y), axis=1)), q
 
     (critic_loss, q), grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(critic["params"])
-    critic_params, critic_opt = apply_optimizer(_critic_opt(config), critic["params"], critic["opt"], grads)
+    critic = step_group(critic, grads, _critic_opt(config))  # its target moves with the actor's step
 
     # ---- delayed actor step (Eq. 3-4) and target updates
     def actor_step(operands):
-        actor_params, actor_opt, actor_target, critic_target = operands
+        actor, critic = operands
 
         def actor_loss_fn(params):
             """TD3+BC actor loss, the negation of Fujimoto & Gu 2021 Eq. 3 with lambda of Eq. 4."""
             pi = _pi(params, obs)
-            q_pi = critic_apply(member(critic_params, 0), obs, pi)
+            q_pi = critic_apply(member(critic["params"], 0), obs, pi)
             lmbda = jax.lax.stop_gradient(config.alpha / jnp.mean(jnp.abs(q_pi)))
             bc_loss = jnp.mean(jnp.square(pi - act))
             return -lmbda * jnp.mean(q_pi) + bc_loss, (bc_loss, lmbda)
 
-        (loss, (bc_loss, lmbda)), g = jax.value_and_grad(actor_loss_fn, has_aux=True)(actor_params)
-        actor_params, actor_opt = apply_optimizer(_actor_opt(config), actor_params, actor_opt, g)
-        actor_target = polyak(actor_target, actor_params, config.tau)
-        critic_target = polyak(critic_target, critic_params, config.tau)
-        metrics = {"actor_loss": loss, "bc_loss": bc_loss, "lmbda": lmbda}
-        return (actor_params, actor_opt, actor_target, critic_target), metrics
+        (loss, (bc_loss, lmbda)), g = jax.value_and_grad(actor_loss_fn, has_aux=True)(actor["params"])
+        actor = step_group(actor, g, _actor_opt(config), tau=config.tau)
+        critic = {**critic, "target": polyak(critic["target"], critic["params"], config.tau)}
+        return (actor, critic), {"actor_loss": loss, "bc_loss": bc_loss, "lmbda": lmbda}
 
     def skip(operands):
         return operands, state["last_actor_metrics"]
 
     do_actor = (state["step"] + 1) % config.policy_freq == 0
-    operands = (actor["params"], actor["opt"], actor["target"], critic["target"])
-    (actor_params, actor_opt, actor_target, critic_target), actor_metrics = jax.lax.cond(
-        do_actor, actor_step, skip, operands
-    )
+    (actor, critic), actor_metrics = jax.lax.cond(do_actor, actor_step, skip, (actor, critic))
 
     new_state = {
         "step": state["step"] + 1,
         "key": key,
         "norm": state["norm"],
-        "actor": {"params": actor_params, "target": actor_target, "opt": actor_opt},
-        "critic": {"params": critic_params, "target": critic_target, "opt": critic_opt},
+        "actor": actor,
+        "critic": critic,
         "last_actor_metrics": actor_metrics,
     }
     metrics = {"critic_loss": critic_loss, "q_mean": jnp.mean(q), "target_q_mean": jnp.mean(y), **actor_metrics}
