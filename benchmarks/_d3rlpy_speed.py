@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _cpumeter import clean_repeats  # noqa: E402
 
-ALGOS = ("bc", "cql", "iql", "td3bc")
+ALGOS = ("bc", "cql", "iql", "td3bc", "awac", "rebrac", "calql")
 
 
 def parse_args(argv=None):
@@ -87,7 +87,7 @@ def main(argv=None) -> int:
         pass
 
     import d3rlpy
-    from d3rlpy.algos import BCConfig, CQLConfig, IQLConfig, TD3PlusBCConfig
+    from d3rlpy.algos import AWACConfig, BCConfig, CalQLConfig, CQLConfig, IQLConfig, ReBRACConfig, TD3PlusBCConfig
     from d3rlpy.dataset import MDPDataset
     from d3rlpy.models.encoders import VectorEncoderFactory
 
@@ -123,6 +123,11 @@ def main(argv=None) -> int:
         "td3bc": lambda: TD3PlusBCConfig(
             batch_size=bs, actor_encoder_factory=enc(), critic_encoder_factory=enc()
         ),
+        "awac": lambda: AWACConfig(batch_size=bs, actor_encoder_factory=enc(), critic_encoder_factory=enc()),
+        "rebrac": lambda: ReBRACConfig(  # LayerNorm critics, as ReBRAC's (and armfarm's)
+            batch_size=bs, actor_encoder_factory=enc(),
+            critic_encoder_factory=VectorEncoderFactory(hidden_units=[256, 256], activation="relu", use_layer_norm=True)),
+        "calql": lambda: CalQLConfig(batch_size=bs, actor_encoder_factory=enc(), critic_encoder_factory=enc()),
     }
 
     modes = [m for m in args.modes.split(",") if m]

@@ -50,9 +50,10 @@ from _cpumeter import CpuMeter, clean_repeats, cores, cpu_model, wait_for_quiet 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUT = HERE / "_out"
-ALGOS = ("bc", "cql", "iql", "td3bc")
-TARGETS = {"bc": 3.0, "cql": 1.5, "iql": 3.0, "td3bc": 3.0}
-D3RLPY_NAMES = {"bc": "BC", "cql": "CQL", "iql": "IQL", "td3bc": "TD3+BC"}
+ALGOS = ("bc", "cql", "iql", "td3bc", "awac", "rebrac", "calql")
+TARGETS = {"bc": 3.0, "cql": 1.5, "iql": 3.0, "td3bc": 3.0, "awac": 1.0, "rebrac": 1.0, "calql": 1.0}
+D3RLPY_NAMES = {"bc": "BC", "cql": "CQL", "iql": "IQL", "td3bc": "TD3+BC", "awac": "AWAC", "rebrac": "ReBRAC",
+                "calql": "Cal-QL"}
 OBS_DIM, ACT_DIM = 11, 3
 
 
@@ -382,8 +383,13 @@ def _bench_one(name, common, stats, ds, args, hidden) -> dict:
     import jax
     import numpy as np
 
+    from armfarm.algos.core.batches import add_batch_columns
+
     algo = common.get_algorithm(name)
     config, overrides = make_config(algo, args.batch_size, hidden)
+    if getattr(ds, "extra", None) is not None:  # the columns some algorithms read (next_actions, mc_returns)
+        ds.extra.clear()
+        add_batch_columns(ds, algo.batch_keys, config)
     state = algo.init(config, stats, args.seed)
     train_fn = common.make_train_fn(algo, config)
     rng = np.random.default_rng(args.seed + 1)
@@ -391,7 +397,7 @@ def _bench_one(name, common, stats, ds, args, hidden) -> dict:
     def sampler(k, b, ds=ds, rng=rng):
         return ds.sample_stacked(rng, k, b)
 
-    k, b = (args.k_cql if name == "cql" else args.k), args.batch_size
+    k, b = (args.k_cql if name in ("cql", "calql") else args.k), args.batch_size
     n_params = int(sum(np.size(x) for x in jax.tree_util.tree_leaves(state)))
 
     # compile (and first run): excluded from the timings
