@@ -87,7 +87,15 @@ def main(argv=None) -> int:
         pass
 
     import d3rlpy
-    from d3rlpy.algos import AWACConfig, BCConfig, CalQLConfig, CQLConfig, IQLConfig, ReBRACConfig, TD3PlusBCConfig
+    from d3rlpy.algos import (
+        AWACConfig,
+        BCConfig,
+        CalQLConfig,
+        CQLConfig,
+        IQLConfig,
+        ReBRACConfig,
+        TD3PlusBCConfig,
+    )
     from d3rlpy.dataset import MDPDataset
     from d3rlpy.models.encoders import VectorEncoderFactory
 

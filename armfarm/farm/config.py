@@ -52,7 +52,7 @@ class FarmConfig:
     policy_poll_s: float = _setting(2.0, "robots", "seconds between robots' checks for a new policy", "> 0")
 
     algo: str = _setting("iql", "learner", "offline algorithm that trains each round's candidate",
-                         "bc, cql, iql or td3bc")
+                         "an offline algorithm that `armfarm algos` lists (bc, iql, rebrac, ...)")
     episodes_per_round: int = _setting(20, "learner", "new stored episodes that start a round", ">= 1")
     gradient_steps: int = _setting(5000, "learner", "gradient steps per round", ">= 1")
     steps_per_call: int = _setting(250, "learner", "gradient steps fused into one compiled call", ">= 1")
@@ -124,7 +124,7 @@ class FarmConfig:
         except (KeyError, ValueError):
             raise ValueError(f"farm setting algo={self.algo!r} is not allowed: algo must be "
                              f"{_FIELDS['algo'].metadata['allowed']}") from None
-        if algo.online:
+        if not algo.offline:  # online learners and evaluators do not train from the store
             raise ValueError(f"farm setting algo={self.algo!r} is not allowed: the farm learns offline; algo "
                              f"must be {_FIELDS['algo'].metadata['allowed']}")
         try:  # algo_config values typed by the algorithm's config (TOML lists become tuples)
