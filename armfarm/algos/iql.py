@@ -75,6 +75,8 @@ class IQLConfig(ConfigBase):
     normalize_reward: bool = param(True, "scale rewards by 1000 / (max - min episode return)")
     normalize_obs: bool = param(False, "standardise observations with the data's mean and std")
     init: str = param("orthogonal", "weight initialiser: torch, lecun or orthogonal")
+    value_first: bool = param(False, "refit V first and use the new V for Q and pi (the reference code's "
+                                     "order); False: all three from the pre-update parameters (CORL's)")
 
     def _validate(self) -> None:
         if not 0.0 < self.expectile < 1.0:
@@ -144,33 +146,41 @@ def value_fn(params, obs: jax.Array) -> jax.Array:
     return mlp_apply(params, obs)[..., 0]
 
 
+def _critic_loss(params, obs: jax.Array, act: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """L_Q (Kostrikov et al. 2021, Eq. 6), summed over both critics."""
+    q = critic_ensemble_apply(params, obs, act)  # [2, B]
+    return jnp.mean(jnp.sum(jnp.square(q - y), axis=0)), q
+
+
+def _actor_loss(config: IQLConfig, params, obs: jax.Array, act: jax.Array, adv: jax.Array) -> jax.Array:
+    """L_pi (Eq. 7): advantage-weighted log-likelihood, or its deterministic weighted-regression form."""
+    exp_adv = jnp.minimum(jnp.exp(config.temperature * jax.lax.stop_gradient(adv)), config.exp_adv_max)
+    mean = jnp.tanh(mlp_apply(params["net"], obs))
+    if config.policy == "gaussian":
+        log_std = jnp.clip(params["log_std"], config.log_std_min, config.log_std_max)
+        return -jnp.mean(exp_adv * gaussian_log_prob(act, mean, log_std))
+    return jnp.mean(exp_adv * jnp.sum(jnp.square(mean - act), axis=-1))
+
+
 def update(config: IQLConfig, state: AgentState, batch: dict) -> tuple[AgentState, dict[str, jax.Array]]:
     """One IQL step on Eqs. 5-7 and a target-critic Polyak update. Pure; jit-able."""
     b = preprocess(state, batch, config.normalize_obs)
     obs, act = b["observations"], b["actions"]
     critic = state["critic"]
     target_q = jnp.min(critic_ensemble_apply(critic["target"], obs, act), axis=0)  # [B]
+    if config.value_first:
+        return _update_value_first(config, state, b, target_q)
     next_v = value_fn(state["value"]["params"], b["next_observations"])
     y = b["rewards"] + config.gamma * (1.0 - b["terminals"]) * next_v
 
     def loss_fn(params):
-        """L_V (Kostrikov et al. 2021, Eq. 5) + L_Q (Eq. 6) + L_pi (Eq. 7, or its deterministic
-        weighted-regression form); the three act on disjoint parameter groups."""
+        """L_V (Kostrikov et al. 2021, Eq. 5) + L_Q (Eq. 6) + L_pi (Eq. 7); the three act on disjoint
+        parameter groups."""
         v = value_fn(params["value"], obs)
         adv = target_q - v
         value_loss = jnp.mean(expectile_loss(adv, config.expectile))  # Eq. 5
-
-        q = critic_ensemble_apply(params["critic"], obs, act)  # [2, B]
-        q_loss = jnp.mean(jnp.sum(jnp.square(q - y), axis=0))  # Eq. 6, both critics
-
-        exp_adv = jnp.minimum(jnp.exp(config.temperature * jax.lax.stop_gradient(adv)), config.exp_adv_max)
-        mean = jnp.tanh(mlp_apply(params["actor"]["net"], obs))
-        if config.policy == "gaussian":
-            log_std = jnp.clip(params["actor"]["log_std"], config.log_std_min, config.log_std_max)
-            log_prob = gaussian_log_prob(act, mean, log_std)
-            actor_loss = -jnp.mean(exp_adv * log_prob)  # Eq. 7
-        else:
-            actor_loss = jnp.mean(exp_adv * jnp.sum(jnp.square(mean - act), axis=-1))
+        q_loss, q = _critic_loss(params["critic"], obs, act, y)
+        actor_loss = _actor_loss(config, params["actor"], obs, act, adv)
         total = value_loss + q_loss + actor_loss
         aux = {"value_loss": value_loss, "critic_loss": q_loss, "actor_loss": actor_loss,
                "v_mean": jnp.mean(v), "q_mean": jnp.mean(q), "adv_mean": jnp.mean(adv)}
@@ -187,6 +197,39 @@ def update(config: IQLConfig, state: AgentState, batch: dict) -> tuple[AgentStat
         "value": step_group(state["value"], grads["value"], _value_opt(config)),
     }
     return new_state, metrics
+
+
+def _update_value_first(config: IQLConfig, state: AgentState, b: dict, target_q: jax.Array):
+    """The reference code's order: a step on L_V first, then L_Q and L_pi with the refitted V."""
+    obs, act = b["observations"], b["actions"]
+
+    def value_loss_fn(params):
+        """L_V (Kostrikov et al. 2021, Eq. 5)."""
+        v = value_fn(params, obs)
+        return jnp.mean(expectile_loss(target_q - v, config.expectile)), v
+
+    (value_loss, v), grads = jax.value_and_grad(value_loss_fn, has_aux=True)(state["value"]["params"])
+    value = step_group(state["value"], grads, _value_opt(config))
+    adv = target_q - value_fn(value["params"], obs)
+    y = b["rewards"] + config.gamma * (1.0 - b["terminals"]) * value_fn(value["params"], b["next_observations"])
+
+    def loss_fn(params):
+        """L_Q (Eq. 6) and L_pi (Eq. 7) with the refitted V."""
+        q_loss, q = _critic_loss(params["critic"], obs, act, y)
+        actor_loss = _actor_loss(config, params["actor"], obs, act, adv)
+        return q_loss + actor_loss, {"critic_loss": q_loss, "actor_loss": actor_loss, "q_mean": jnp.mean(q)}
+
+    params = {"actor": state["actor"]["params"], "critic": state["critic"]["params"]}
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    new_state = {
+        "step": state["step"] + 1,
+        "key": state["key"],
+        "norm": state["norm"],
+        "actor": step_group(state["actor"], grads["actor"], _actor_opt(config)),
+        "critic": step_group(state["critic"], grads["critic"], _critic_opt(config), tau=config.tau),
+        "value": value,
+    }
+    return new_state, {**metrics, "value_loss": value_loss, "v_mean": jnp.mean(v), "adv_mean": jnp.mean(adv)}
 
 
 def export_policy(config: IQLConfig, state: AgentState) -> NumpyPolicy:

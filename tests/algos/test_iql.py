@@ -80,3 +80,27 @@ def test_policy_extraction_picks_best_in_data_action(bandit_runs, policy):
     # with expectile 0.5 (V = mean) the two best actions (rewards 8 and 6) both hit the exp-advantage
     # clip, so the extracted action averages them; the upper expectile is what singles out the best
     assert abs(runs[0.5][1] - 0.4) > abs(runs[0.9][1] - 0.4) + 0.1
+
+
+def test_value_first_order_refits_v_identically_but_feeds_the_new_v_to_q_and_pi():
+    """After one step both orders have made the same V step (L_V reads only the target critic and the
+    old V); only value_first's critic and actor saw the refitted V, so they differ."""
+    import dataclasses
+
+    import jax
+    from algo_testlib import random_dataset
+
+    from armfarm.algos import make_train_fn
+
+    ds = random_dataset()
+    stats = DatasetStats.from_dataset(ds, action_low=-1.0, action_high=1.0)
+    algo = get_algorithm("iql")
+    joint = IQLConfig(hidden=(32, 32))
+    first = dataclasses.replace(joint, value_first=True)
+    batch = ds.sample_stacked(np.random.default_rng(0), 1, 32)
+    a, _ = make_train_fn(algo, joint)(algo.init(joint, stats, 0), batch)
+    b, _ = make_train_fn(algo, first)(algo.init(first, stats, 0), batch)
+    for x, y in zip(jax.tree.leaves(a["value"]["params"]), jax.tree.leaves(b["value"]["params"]), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+    critic_a, critic_b = jax.tree.leaves(a["critic"]["params"]), jax.tree.leaves(b["critic"]["params"])
+    assert any(not np.allclose(x, y, atol=1e-7) for x, y in zip(critic_a, critic_b, strict=True))
