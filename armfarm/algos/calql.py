@@ -24,10 +24,9 @@ import jax
 import jax.numpy as jnp
 
 from armfarm.algos import cql
+from armfarm.algos.core import sac_core
 from armfarm.algos.core.batches import BATCH_KEYS, AgentState
 from armfarm.algos.core.contract import Algorithm, register
-from armfarm.algos.core.export import mlp_policy
-from armfarm.policy import NumpyPolicy
 
 NAME = "calql"
 
@@ -43,10 +42,7 @@ def update(config: CalQLConfig, state: AgentState, batch: dict) -> tuple[AgentSt
     return cql.update(config, state, batch, lower_bound=reference)
 
 
-def export_policy(config: CalQLConfig, state: AgentState) -> NumpyPolicy:
-    """The deterministic policy ``tanh(mean(s))``."""
-    act_dim = state["norm"]["act_low"].shape[0]
-    return mlp_policy(NAME, state["actor"]["params"], state, config.normalize_obs, out_slice=act_dim)
+export_policy = sac_core.policy_exporter(NAME)  # the deterministic tanh(mean(s))
 
 
 ALGORITHM = register(Algorithm(NAME, "offline-to-online", CalQLConfig, cql.init, update, export_policy,

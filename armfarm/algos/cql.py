@@ -48,12 +48,10 @@ from armfarm.algos.core.batches import AgentState, preprocess
 from armfarm.algos.core.config import ConfigBase, param
 from armfarm.algos.core.contract import Algorithm, register
 from armfarm.algos.core.distributions import sample_tanh_gaussian
-from armfarm.algos.core.export import mlp_policy
 from armfarm.algos.core.params import new_group, step_group
 from armfarm.algos.core.prng import split_key
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import critic_ensemble_apply
-from armfarm.policy import NumpyPolicy
 
 NAME = "cql"
 _LOG_2 = math.log(2.0)
@@ -212,10 +210,7 @@ def update(config: CQLConfig, state: AgentState, batch: dict,
     return new_state, metrics
 
 
-def export_policy(config: CQLConfig, state: AgentState) -> NumpyPolicy:
-    """The deterministic policy ``tanh(mean(s))``."""
-    act_dim = state["norm"]["act_low"].shape[0]
-    return mlp_policy(NAME, state["actor"]["params"], state, config.normalize_obs, out_slice=act_dim)
+export_policy = sac_core.policy_exporter(NAME)  # the deterministic tanh(mean(s))
 
 
 ALGORITHM = register(Algorithm(NAME, "offline", CQLConfig, init, update, export_policy,

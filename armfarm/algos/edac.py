@@ -32,11 +32,9 @@ from armfarm.algos.core import sac_core
 from armfarm.algos.core.batches import AgentState, preprocess
 from armfarm.algos.core.config import ConfigBase, param
 from armfarm.algos.core.contract import Algorithm, register
-from armfarm.algos.core.export import mlp_policy
 from armfarm.algos.core.prng import split_key
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import critic_apply, critic_ensemble_apply
-from armfarm.policy import NumpyPolicy
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,16 +124,7 @@ def update(config: EDACConfig, state: AgentState, batch: dict) -> tuple[AgentSta
     return sac_core.step_all(config, state, grads, key), metrics
 
 
-def _exporter(name: str):
-    def export_policy(config: EDACConfig, state: AgentState) -> NumpyPolicy:
-        """The deterministic policy ``tanh(mean(s))``."""
-        act_dim = state["norm"]["act_low"].shape[0]
-        return mlp_policy(name, state["actor"]["params"], state, config.normalize_obs, out_slice=act_dim)
-
-    return export_policy
-
-
-EDAC = register(Algorithm("edac", "offline", EDACConfig, init, update, _exporter("edac"),
+EDAC = register(Algorithm("edac", "offline", EDACConfig, init, update, sac_core.policy_exporter("edac"),
                           "EDAC: SAC with an N-critic ensemble and diversified action-gradients (An et al. 2021)"))
-SACN = register(Algorithm("sacn", "offline", SACNConfig, init, update, _exporter("sacn"),
+SACN = register(Algorithm("sacn", "offline", SACNConfig, init, update, sac_core.policy_exporter("sacn"),
                           "SAC-N: SAC with the minimum of an N-critic ensemble (An et al. 2021)"))

@@ -188,15 +188,19 @@ def update(config: IQLConfig, state: AgentState, batch: dict) -> tuple[AgentStat
 
     params = {"actor": state["actor"]["params"], "critic": critic["params"], "value": state["value"]["params"]}
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    new_state = {
+    return _next_state(config, state, grads, step_group(state["value"], grads["value"], _value_opt(config))), metrics
+
+
+def _next_state(config: IQLConfig, state: AgentState, grads: dict, value: dict) -> AgentState:
+    """The state after a step: actor and critics stepped on ``grads``, the critic target moved, ``value``."""
+    return {
         "step": state["step"] + 1,
         "key": state["key"],
         "norm": state["norm"],
         "actor": step_group(state["actor"], grads["actor"], _actor_opt(config)),
-        "critic": step_group(critic, grads["critic"], _critic_opt(config), tau=config.tau),
-        "value": step_group(state["value"], grads["value"], _value_opt(config)),
+        "critic": step_group(state["critic"], grads["critic"], _critic_opt(config), tau=config.tau),
+        "value": value,
     }
-    return new_state, metrics
 
 
 def _update_value_first(config: IQLConfig, state: AgentState, b: dict, target_q: jax.Array):
@@ -221,15 +225,7 @@ def _update_value_first(config: IQLConfig, state: AgentState, b: dict, target_q:
 
     params = {"actor": state["actor"]["params"], "critic": state["critic"]["params"]}
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    new_state = {
-        "step": state["step"] + 1,
-        "key": state["key"],
-        "norm": state["norm"],
-        "actor": step_group(state["actor"], grads["actor"], _actor_opt(config)),
-        "critic": step_group(state["critic"], grads["critic"], _critic_opt(config), tau=config.tau),
-        "value": value,
-    }
-    return new_state, {**metrics, "value_loss": value_loss, "v_mean": jnp.mean(v), "adv_mean": jnp.mean(adv)}
+    return _next_state(config, state, grads, value), {**metrics, "value_loss": value_loss, "v_mean": jnp.mean(v), "adv_mean": jnp.mean(adv)}
 
 
 def export_policy(config: IQLConfig, state: AgentState) -> NumpyPolicy:

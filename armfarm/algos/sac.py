@@ -37,11 +37,9 @@ from armfarm.algos.core import sac_core
 from armfarm.algos.core.batches import AgentState, preprocess
 from armfarm.algos.core.config import ConfigBase, param
 from armfarm.algos.core.contract import Algorithm, register
-from armfarm.algos.core.export import mlp_policy
 from armfarm.algos.core.prng import split_key
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import critic_ensemble_apply
-from armfarm.policy import NumpyPolicy
 
 NAME = "sac"
 
@@ -110,10 +108,7 @@ def update(config: SACConfig, state: AgentState, batch: dict) -> tuple[AgentStat
     return sac_core.step_all(config, state, grads, key), metrics
 
 
-def export_policy(config: SACConfig, state: AgentState) -> NumpyPolicy:
-    """The deterministic policy ``tanh(mean(s))`` (what SAC is evaluated with)."""
-    act_dim = state["norm"]["act_low"].shape[0]
-    return mlp_policy(NAME, state["actor"]["params"], state, config.normalize_obs, out_slice=act_dim)
+export_policy = sac_core.policy_exporter(NAME)  # the deterministic tanh(mean(s))
 
 
 ALGORITHM = register(Algorithm(NAME, "online", SACConfig, init, update, export_policy,

@@ -23,9 +23,21 @@ import jax.numpy as jnp
 import optax
 
 from armfarm.algos.core.distributions import sample_tanh_gaussian
+from armfarm.algos.core.export import mlp_policy
 from armfarm.algos.core.params import new_group, step_group
 from armfarm.algos.core.prng import seed_streams
 from armfarm.nets.mlp import critic_ensemble_apply, init_critic_ensemble, init_mlp, mlp_apply
+from armfarm.policy import NumpyPolicy
+
+
+def policy_exporter(name: str):
+    """The ``export_policy`` of a SAC-style algorithm called ``name``: the deterministic ``tanh(mean(s))``
+    (the mean half of the actor's last layer)."""
+    def export_policy(config: Any, state: dict) -> NumpyPolicy:
+        act_dim = state["norm"]["act_low"].shape[0]
+        return mlp_policy(name, state["actor"]["params"], state, config.normalize_obs, out_slice=act_dim)
+
+    return export_policy
 
 
 def adam(lr: float) -> optax.GradientTransformation:
