@@ -23,7 +23,7 @@ import time
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("npz")
-    p.add_argument("--algo", required=True, choices=("bc", "cql", "iql", "td3bc"))
+    p.add_argument("--algo", required=True, choices=("bc", "cql", "iql", "td3bc", "awac", "rebrac", "calql"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, required=True)
     p.add_argument("--policy-out", required=True)
@@ -38,7 +38,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     import d3rlpy
-    from d3rlpy.algos import BCConfig, CQLConfig, IQLConfig, TD3PlusBCConfig
+    from d3rlpy.algos import AWACConfig, BCConfig, CalQLConfig, CQLConfig, IQLConfig, ReBRACConfig, TD3PlusBCConfig
 
     started = time.perf_counter()
     d3rlpy.seed(args.seed)
@@ -51,7 +51,8 @@ def main(argv=None) -> int:
         timeouts=np.asarray(data["timeouts"], np.float32),
         action_space=d3rlpy.ActionSpace.CONTINUOUS,
     )
-    config = {"bc": BCConfig, "cql": CQLConfig, "iql": IQLConfig, "td3bc": TD3PlusBCConfig}[args.algo]()
+    config = {"bc": BCConfig, "cql": CQLConfig, "iql": IQLConfig, "td3bc": TD3PlusBCConfig, "awac": AWACConfig,
+              "rebrac": ReBRACConfig, "calql": CalQLConfig}[args.algo]()
     if config.observation_scaler is not None or config.action_scaler is not None:
         raise SystemExit("expected d3rlpy's defaults without observation/action scalers")
     algo = config.create(device="cpu:0")

@@ -20,13 +20,14 @@ class RecordedEpisode:
     """One recorded episode in the layout of :class:`armfarm.data.Episode` (``T + 1`` observations),
     with its metadata, before any sink has taken it. NumPy only, so robots need no store code."""
 
-    arrays: dict[str, Any]  # observations (array or dict of arrays), actions, rewards, terminated, truncated
+    arrays: dict[str, Any]  # observations (array or dict), actions, rewards, terminated, truncated[, costs, interventions]
     episode_id: str
     policy_id: str = ""
     env_id: str = ""
     seed: int | None = None
     collector_id: str = ""
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    end_reason: str = ""  # why the episode was cut short (a shield's e-stop), or ""
 
     @property
     def length(self) -> int:

@@ -36,7 +36,8 @@ class StoreSink:
         from armfarm.data import Episode
 
         self.store.write([Episode(**e.arrays, episode_id=e.episode_id, collector_id=e.collector_id,
-                                  policy_id=e.policy_id, env_id=e.env_id, seed=e.seed, created_at=e.created_at)
+                                  policy_id=e.policy_id, env_id=e.env_id, seed=e.seed, created_at=e.created_at,
+                                  end_reason=e.end_reason)
                           for e in self.pending])
         written, self.pending = self.pending, []
         if self.on_written is not None:

@@ -92,6 +92,8 @@ class TransitionDataset(_Sampler):
             1 on an episode's last transition (``terminated`` / ``truncated``).
         episode_starts: ``(E,)`` int64 index of each episode's first transition.
         episode_returns: ``(E,)`` undiscounted returns.
+        costs: ``(N,)`` per-transition costs ``c_i >= 0`` (zeros where the data records none).
+        episode_costs: ``(E,)`` undiscounted cost returns.
         obs_keys: sorted keys of dict observations (the flattening order), else ``None``.
         extra: further ``(N, ...)`` columns that batches carry (e.g. ``next_actions``, ``mc_returns``,
             added by :func:`armfarm.algos.core.batches.add_batch_columns`).
@@ -108,6 +110,7 @@ class TransitionDataset(_Sampler):
         episode_starts,
         episode_returns,
         obs_keys=None,
+        costs=None,
     ):
         self.observations = observations
         self.actions = actions
@@ -118,7 +121,13 @@ class TransitionDataset(_Sampler):
         self.episode_starts = episode_starts
         self.episode_returns = episode_returns
         self.obs_keys = obs_keys
+        self.costs = np.zeros(len(rewards), np.float32) if costs is None else costs
         self.extra: dict[str, np.ndarray] = {}
+
+    @property
+    def episode_costs(self) -> np.ndarray:
+        """``(E,)`` undiscounted cost return of each episode."""
+        return np.add.reduceat(self.costs.astype(np.float64), self.episode_starts).astype(np.float32)
 
     def __repr__(self) -> str:
         return (
@@ -179,7 +188,7 @@ class TransitionDataset(_Sampler):
         obs, next_obs = obs_buffers(), obs_buffers()
         act_shape = (spec.act_dim,) if flatten else spec.action.shape
         actions = np.empty((n, *act_shape), dtype=np.float32 if flatten else spec.action.dtype)
-        rewards, terminals, timeouts = (np.empty(n, dtype=np.float32) for _ in range(3))
+        rewards, terminals, timeouts, costs = (np.empty(n, dtype=np.float32) for _ in range(4))
         pos = 0
         for shard, group in by_shard.items():
             rows = _rows(group)
@@ -197,6 +206,7 @@ class TransitionDataset(_Sampler):
                     _copy_rows(src, rows + 1, next_obs[key][pos:end])
                 _copy_rows(reader.action(), rows, actions[pos:end])
                 _copy_rows(reader.reward(), rows, rewards[pos:end])
+                _copy_rows(reader.cost(), rows, costs[pos:end])
                 _copy_rows(reader.flag("terminated"), rows, terminals[pos:end])
                 _copy_rows(reader.flag("truncated"), rows, timeouts[pos:end])
             pos = end
@@ -216,6 +226,7 @@ class TransitionDataset(_Sampler):
             episode_starts=np.cumsum(lengths) - lengths,
             episode_returns=np.array([r.episode_return for r in ordered], dtype=np.float32),
             obs_keys=spec.obs_keys,
+            costs=costs,
         )
 
     @classmethod
@@ -229,13 +240,15 @@ class TransitionDataset(_Sampler):
         timeouts=None,
         episode_starts=None,
         obs_keys: list[str] | None = None,
+        costs=None,
     ) -> TransitionDataset:
         """Build a dataset from D4RL-style flat arrays (copied to contiguous float32).
 
         Without ``episode_starts``, an episode ends at every terminal or timeout (and at the end).
+        ``costs`` (the DSRL layout's per-transition costs, ``>= 0``) default to zeros.
 
         Raises:
-            DataError: mismatched lengths, non-finite values or malformed ``episode_starts``.
+            DataError: mismatched lengths, non-finite or negative costs, or malformed ``episode_starts``.
         """
         arrays = {
             "observations": observations,
@@ -244,6 +257,7 @@ class TransitionDataset(_Sampler):
             "next_observations": next_observations,
             "terminals": terminals,
             "timeouts": np.zeros(len(rewards)) if timeouts is None else timeouts,
+            "costs": np.zeros(len(rewards)) if costs is None else costs,
         }
         arrays = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()}
         n = len(arrays["rewards"])
@@ -256,7 +270,10 @@ class TransitionDataset(_Sampler):
                 )
             if not np.isfinite(a).all():
                 raise DataError("contains NaN or inf", field=name, hint="drop or repair those transitions")
-        for name in ("rewards", "terminals", "timeouts"):
+        if (arrays["costs"] < 0).any():
+            raise DataError("has negative values; costs must be >= 0", field="costs",
+                            hint="a cost counts damage, so it is never negative")
+        for name in ("rewards", "terminals", "timeouts", "costs"):
             if arrays[name].ndim != 1:
                 raise DataError(
                     f"must be 1-D, got shape {arrays[name].shape}", field=name, hint="pass (N,) arrays"

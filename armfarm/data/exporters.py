@@ -3,8 +3,9 @@
 The dataset is written by Minari's own storage writer (``MinariStorage.new`` with the ``hdf5``
 format, raw arrays, no JPEG), so ``minari.load_dataset`` reads it. Each Minari episode group also
 carries the armfarm metadata as attributes (``armfarm_episode_id``, ``armfarm_collector_id``, ...),
-which :func:`armfarm.data.import_minari` reads back: importing an export reproduces the store's
-episodes exactly, ids included.
+and, for episodes with any cost, a ``costs`` array (Minari has no cost field), all of which
+:func:`armfarm.data.import_minari` reads back: importing an export reproduces the store's episodes
+exactly, ids and costs included.
 """
 
 from __future__ import annotations
@@ -79,22 +80,33 @@ def export_minari(
                 "description": f"Exported from the armfarm episode store {store.path}",
             }
         )
-        storage.update_episodes(
-            EpisodeBuffer(
-                id=i,
-                seed=ep.seed,
-                observations=ep.observations,
-                actions=ep.actions,
-                rewards=ep.rewards,
-                terminations=ep.terminated,
-                truncations=ep.truncated,
-            )
-            for i, ep in enumerate(store.iter_episodes(records))
-        )
+        costs: dict[int, np.ndarray] = {}
+
+        def buffers():
+            for i, ep in enumerate(store.iter_episodes(records)):
+                if ep.cost_return > 0:
+                    costs[i] = ep.step_costs
+                yield EpisodeBuffer(
+                    id=i,
+                    seed=ep.seed,
+                    observations=ep.observations,
+                    actions=ep.actions,
+                    rewards=ep.rewards,
+                    terminations=ep.terminated,
+                    truncations=ep.truncated,
+                )
+
+        storage.update_episodes(buffers())
         storage.update_episode_metadata(
             [{MINARI_ATTR_PREFIX + k: getattr(r, k) for k in MINARI_EPISODE_ATTRS} for r in records],
             range(len(records)),
         )
+        if costs:
+            import h5py
+
+            with h5py.File(staging / "main_data.hdf5", "a") as f:
+                for i, c in costs.items():
+                    f[f"episode_{i}"].create_dataset("costs", data=c)
         os.rename(staging, dest / "data")
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -9,7 +9,9 @@ provenance's ``imports`` list: format, source path, SHA-256, import time and cou
 
 **D4RL / npz flat arrays.** Keys ``observations``, ``actions``, ``rewards``, ``terminals``,
 ``timeouts`` (one row per transition) and optionally ``next_observations``; ``timeouts`` may be
-missing (as in D4RL's v0 files) when ``next_observations`` is there. Episodes end at each
+missing (as in D4RL's v0 files) when ``next_observations`` is there. An optional ``costs`` array
+(DSRL/OSRL's layout of cost-annotated D4RL files: one cost ``>= 0`` per transition) is kept per step;
+without it the data reads as zero cost. Episodes end at each
 ``terminals | timeouts`` step; a trailing segment with neither is imported as truncated. With
 ``next_observations``, an episode also ends (as truncated) wherever ``next_observations[i]`` differs
 from ``observations[i + 1]``, since a stored episode cannot represent that. Without
@@ -24,7 +26,8 @@ from ``observations[i + 1]``, since a stored episode cannot represent that. With
 **Minari.** The layout written by ``minari`` (0.4-0.5) with the ``hdf5`` data format: a dataset
 directory holding ``data/metadata.json`` and ``data/main_data.hdf5``, whose groups ``episode_<i>``
 hold ``observations`` (``T + 1`` rows; a group of arrays for Dict spaces; JPEG-encoded images are
-decoded), ``actions``, ``rewards``, ``terminations`` and ``truncations``. Infos are not imported.
+decoded), ``actions``, ``rewards``, ``terminations`` and ``truncations``, and optionally ``costs``
+(armfarm's exporter writes them). Infos are not imported.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import h5py
 import numpy as np
 
 from armfarm.data.errors import DataError
-from armfarm.data.schema import Episode, StoreSpec, canonical_dtype, utc_now_iso
+from armfarm.data.schema import Episode, StoreSpec, canonical_dtype, check_costs, utc_now_iso
 from armfarm.data.shards import file_sha256
 from armfarm.data.store import EpisodeStore
 
@@ -255,10 +258,10 @@ def _episodes_from_flat(
 ) -> tuple[list[Episode], int]:
     """Validate D4RL-style arrays and split them into episodes; returns (episodes, dropped steps)."""
     arrays: dict[str, np.ndarray] = {}
-    for key in (*FLAT_KEYS, "next_observations"):
+    for key in (*FLAT_KEYS, "next_observations", "costs"):
         value = get(key)
         if value is None:
-            if key in ("timeouts", "next_observations"):
+            if key in ("timeouts", "next_observations", "costs"):
                 continue
             raise DataError(
                 "required key is missing",
@@ -302,7 +305,9 @@ def _episodes_from_flat(
             field="next_observations",
             hint="next_observations must match observations",
         )
-    for key in ("rewards", "terminals", "timeouts"):
+    for key in ("rewards", "terminals", "timeouts", "costs"):
+        if key not in arrays:
+            continue
         if arrays[key].ndim == 2 and arrays[key].shape[1] == 1:
             arrays[key] = arrays[key][:, 0]
         if arrays[key].ndim != 1:
@@ -326,6 +331,9 @@ def _episodes_from_flat(
         if not np.isin(arrays[key], (0, 1)).all():
             raise DataError("must hold booleans (or 0/1)", path=src, field=key, hint="store 0/1 flags")
         arrays[key] = arrays[key].astype(bool)
+    costs = arrays.get("costs")
+    if costs is not None:
+        check_costs(costs, src, n)
 
     obs, actions, rewards = arrays["observations"], arrays["actions"], arrays["rewards"]
     terminals, timeouts, next_obs = arrays["terminals"], arrays["timeouts"], arrays.get("next_observations")
@@ -359,6 +367,7 @@ def _episodes_from_flat(
                     rewards=rewards[start:stop],
                     terminated=terminals[start:stop],
                     truncated=truncated,
+                    costs=None if costs is None else costs[start:stop],
                     episode_id=f"{id_prefix}-{len(episodes):07d}",
                     collector_id=f"import:{fmt}",
                     env_id=env_id,
@@ -457,6 +466,7 @@ def _minari_episode(
         rewards=_minari_array(group, "rewards", None, False),
         terminated=flags["terminations"],
         truncated=flags["truncations"],
+        costs=_minari_array(group, "costs", None, False) if "costs" in group else None,
         seed=None if seed is None else int(seed),
         **meta,
     )

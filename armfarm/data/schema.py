@@ -24,7 +24,8 @@ import numpy as np
 
 from armfarm.data.errors import DataError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-step costs and shield interventions, per-episode end reasons (1 reads as zero cost)
+MAX_END_REASON = 256  # characters of Episode.end_reason
 
 _STORABLE_KINDS = "fbiu"  # float, bool, signed and unsigned integers
 
@@ -268,11 +269,18 @@ class Episode:
     ``rewards``             ``(T,)``                             ``r_t`` from ``step(a_t)``
     ``terminated``          ``(T,)`` bool                        terminal state reached (only at T-1)
     ``truncated``           ``(T,)`` bool                        cut by a time limit (only at T-1)
+    ``costs``               optional ``(T,)`` float, ``>= 0``    ``c_t``, damage done by ``a_t``
+                                                                 (``info["cost"]``; none = all 0)
+    ``interventions``       optional ``(T,)`` uint8              which shield layers replaced
+                                                                 ``a_t`` (bit flags; none = all 0)
+    ``end_reason``          str                                  why the episode was cut short
+                                                                 (e.g. a watchdog e-stop), or ""
     ``infos``               optional dict of ``(T, ...)``        not used for learning; not stored
     ======================  ===================================  ====================================
 
     Array fields are converted with ``np.asarray`` (lists are fine) but keep their dtype until they
-    are stored; call :meth:`validate` to check an episode.
+    are stored; call :meth:`validate` to check an episode. Costs follow Safety-Gymnasium's convention
+    (``info["cost"]`` per step); :attr:`cost_return` is their undiscounted sum.
     """
 
     observations: np.ndarray | dict[str, np.ndarray]
@@ -286,6 +294,9 @@ class Episode:
     env_id: str = ""
     seed: int | None = None
     created_at: str = field(default_factory=utc_now_iso)
+    costs: np.ndarray | None = None
+    interventions: np.ndarray | None = None
+    end_reason: str = ""
     infos: dict[str, np.ndarray] | None = None
 
     def __post_init__(self):
@@ -297,6 +308,9 @@ class Episode:
             self.observations = _as_array(self.observations, "observations")
         for name in ("actions", "rewards", "terminated", "truncated"):
             setattr(self, name, _as_array(getattr(self, name), name))
+        for name in ("costs", "interventions"):
+            if getattr(self, name) is not None:
+                setattr(self, name, _as_array(getattr(self, name), name))
         if isinstance(self.seed, np.integer):
             self.seed = int(self.seed)
 
@@ -309,6 +323,30 @@ class Episode:
     def episode_return(self) -> float:
         """Undiscounted return: the float64 sum of the (float32) rewards."""
         return float(np.sum(self.rewards.astype(np.float32), dtype=np.float64))
+
+    @property
+    def step_costs(self) -> np.ndarray:
+        """``(T,)`` float32 costs, zeros when the episode has none."""
+        if self.costs is None:
+            return np.zeros(self.length, np.float32)
+        return self.costs.astype(np.float32, copy=False)
+
+    @property
+    def step_interventions(self) -> np.ndarray:
+        """``(T,)`` uint8 shield intervention flags, zeros when the episode has none."""
+        if self.interventions is None:
+            return np.zeros(self.length, np.uint8)
+        return self.interventions.astype(np.uint8, copy=False)
+
+    @property
+    def cost_return(self) -> float:
+        """Undiscounted cost: the float64 sum of the (float32) costs (0 without costs)."""
+        return float(np.sum(self.step_costs, dtype=np.float64))
+
+    @property
+    def intervention_count(self) -> int:
+        """Steps at which a shield replaced the action."""
+        return int(np.count_nonzero(self.step_interventions))
 
     def validate(self, spec: StoreSpec | None = None, source: Any = None) -> None:
         """Check the episode; raise :class:`DataError` naming ``source`` (a file) and the field.
@@ -336,6 +374,18 @@ class Episode:
             )
         _check_values(rewards, "rewards", path, T)
         _check_values(self.actions, "actions", path, T)
+        if self.costs is not None:
+            check_costs(self.costs, path, T)
+        if self.interventions is not None:
+            flags = self.interventions
+            _check_values(flags, "interventions", path, T)
+            if flags.ndim != 1 or flags.dtype.kind not in "biu" or ((flags < 0) | (flags > 255)).any():
+                raise DataError(
+                    f"must be a (T,) array of integers 0..255 (shield layer flags), got {flags.dtype} {flags.shape}",
+                    path=path,
+                    field="interventions",
+                    hint="pass one uint8 per step; 0 where no shield layer acted",
+                )
         if isinstance(self.observations, dict):
             if not self.observations:
                 raise DataError(
@@ -366,9 +416,16 @@ class Episode:
             raise DataError(
                 "must be a non-empty str", path=path, field="episode_id", hint="pass a unique string id"
             )
-        for name in ("collector_id", "policy_id", "env_id", "created_at"):
+        for name in ("collector_id", "policy_id", "env_id", "created_at", "end_reason"):
             if not isinstance(getattr(self, name), str):
                 raise DataError("must be a str", path=path, field=name, hint=f"pass {name} as a string")
+        if len(self.end_reason) > MAX_END_REASON or not self.end_reason.isprintable():
+            raise DataError(
+                f"must be printable and at most {MAX_END_REASON} characters",
+                path=path,
+                field="end_reason",
+                hint="say briefly why the episode ended, e.g. 'watchdog: cost budget'",
+            )
         if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool)):
             raise DataError(
                 f"must be an int or None, got {self.seed!r}", path=path, field="seed", hint="pass an int"
@@ -388,6 +445,28 @@ class Episode:
                     field=name,
                     hint="all episodes of a store share one spec; write these episodes to another store",
                 )
+
+
+def check_costs(costs: Any, path: Any, rows: int) -> None:
+    """``costs`` is a ``(rows,)`` float array of finite values ``>= 0``; raise :class:`DataError` naming
+    the field ``costs`` otherwise."""
+    costs = np.asarray(costs)
+    _check_values(costs, "costs", path, rows)
+    if costs.ndim != 1 or costs.dtype.kind not in "fiub":
+        raise DataError(
+            f"must be a (T,) numeric array, got {costs.dtype} {costs.shape}",
+            path=path,
+            field="costs",
+            hint="pass one cost per step (0 where there was no damage)",
+        )
+    if (costs < 0).any():
+        bad = int(np.flatnonzero(costs < 0)[0])
+        raise DataError(
+            f"is negative at step {bad} ({float(costs[bad])}); costs must be >= 0",
+            path=path,
+            field="costs",
+            hint="a cost counts damage, so it is never negative; report rewards as rewards",
+        )
 
 
 def _check_values(a: np.ndarray, name: str, path: Any, rows: int) -> None:

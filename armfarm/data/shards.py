@@ -16,6 +16,10 @@ holds ``o_t, a_t, r_t`` and the flags of step ``t``; the last row holds only ``o
 ``terminated``         bool                                         step ``t`` ended in a terminal
 ``truncated``          bool                                         step ``t`` was cut short
 ``is_last``            bool                                         this row holds only ``o_T``
+``cost``               float32                                      ``c_t`` (schema 2; a shard
+                                                                    without it reads as 0)
+``intervention``       uint8                                        shield layers that acted at
+                                                                    ``t`` (schema 2; else 0)
 =====================  ===========================================  ================================
 
 The schema metadata carries the store spec (``armfarm.spec``). Files are written once, fsynced, and
@@ -39,6 +43,8 @@ from armfarm.durable import fsync_path
 SHARD_SUFFIX = ".arrow"
 TARGET_SHARD_BYTES = 64 << 20  # bounds the page-cache footprint of one mapped shard while loading
 FLAG_COLUMNS = ("terminated", "truncated", "is_last")
+# Columns added by schema 2: their Arrow types and what a schema-1 shard, which lacks them, reads as.
+SAFETY_COLUMNS = {"cost": (pa.float32(), np.float32), "intervention": (pa.uint8(), np.uint8)}
 
 
 def obs_column(key: str | None) -> str:
@@ -56,6 +62,7 @@ def arrow_schema(spec: StoreSpec) -> pa.Schema:
     fields += [pa.field(obs_column(key), _list_type(s)) for key, s in spec.obs_items()]
     fields += [pa.field("action", _list_type(spec.action)), pa.field("reward", pa.float32())]
     fields += [pa.field(name, pa.bool_()) for name in FLAG_COLUMNS]
+    fields += [pa.field(name, arrow_type) for name, (arrow_type, _) in SAFETY_COLUMNS.items()]
     metadata = {"armfarm.spec": spec.to_json(), "armfarm.schema_version": str(SCHEMA_VERSION)}
     return pa.schema(fields, metadata=metadata)
 
@@ -63,7 +70,7 @@ def arrow_schema(spec: StoreSpec) -> pa.Schema:
 def row_bytes(spec: StoreSpec) -> int:
     """Approximate bytes per stored row (used to size shards)."""
     arrays = [s for _, s in spec.obs_items()] + [spec.action]
-    return sum(s.size * np.dtype(s.dtype).itemsize for s in arrays) + 4 + 4 + 4 + len(FLAG_COLUMNS)
+    return sum(s.size * np.dtype(s.dtype).itemsize for s in arrays) + 4 + 4 + 4 + len(FLAG_COLUMNS) + 4 + 1
 
 
 def plan_shards(episodes: Sequence[Episode], spec: StoreSpec) -> list[list[Episode]]:
@@ -108,15 +115,19 @@ def build_table(episodes: Sequence[Episode], spec: StoreSpec) -> pa.Table:
     action = np.zeros((total, spec.action.size), dtype=spec.action.dtype)
     reward = np.zeros(total, dtype=np.float32)
     flags = {name: np.zeros(total, dtype=bool) for name in FLAG_COLUMNS}
+    safety = {name: np.zeros(total, dtype=dtype) for name, (_, dtype) in SAFETY_COLUMNS.items()}
     for ep, start, length in zip(episodes, starts, lengths, strict=True):
         action[start : start + length] = ep.actions.reshape(length, -1)
         reward[start : start + length] = ep.rewards
+        safety["cost"][start : start + length] = ep.step_costs
+        safety["intervention"][start : start + length] = ep.step_interventions
         flags["terminated"][start : start + length] = ep.terminated
         flags["truncated"][start : start + length] = ep.truncated
         flags["is_last"][start + length] = True
     columns["action"] = _fixed_list(action, spec.action)
     columns["reward"] = pa.array(reward)
     columns.update({name: pa.array(a) for name, a in flags.items()})
+    columns.update({name: pa.array(a) for name, a in safety.items()})
     return pa.table(columns, schema=arrow_schema(spec))
 
 
@@ -164,10 +175,10 @@ class ShardReader:
             ) from e
         expected = arrow_schema(spec)
         for f in expected:
-            if (
-                self._table.schema.get_field_index(f.name) < 0
-                or self._table.schema.field(f.name).type != f.type
-            ):
+            absent = self._table.schema.get_field_index(f.name) < 0
+            if absent and f.name in SAFETY_COLUMNS:
+                continue  # a schema-1 shard: reads as zero cost and no intervention
+            if absent or self._table.schema.field(f.name).type != f.type:
                 raise DataError(
                     f"column is missing or has the wrong type (expected {f.type})",
                     path=self.path,
@@ -210,6 +221,19 @@ class ShardReader:
 
     def reward(self) -> np.ndarray:
         return self._column("reward")
+
+    def cost(self) -> np.ndarray:
+        """Per-row costs (zeros for a shard written before schema 2)."""
+        return self._safety("cost")
+
+    def intervention(self) -> np.ndarray:
+        """Per-row shield intervention flags (zeros for a shard written before schema 2)."""
+        return self._safety("intervention")
+
+    def _safety(self, name: str) -> np.ndarray:
+        if self._table.schema.get_field_index(name) < 0:
+            return np.zeros(self.num_rows, SAFETY_COLUMNS[name][1])
+        return self._column(name)
 
     def flag(self, name: str) -> np.ndarray:
         """One of the bool columns ``terminated``, ``truncated``, ``is_last`` (a copy)."""

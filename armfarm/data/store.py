@@ -3,7 +3,7 @@
 On disk (see ``docs/design.md``)::
 
     STORE/
-      store.json           {"format": "armfarm-episode-store", "schema_version": 1, "created_at": ...,
+      store.json           {"format": "armfarm-episode-store", "schema_version": 2, "created_at": ...,
                             "index": {"backend": "sqlite"}}
       index.sqlite         WAL mode; tables meta, spec, shards, episodes
       shards/<uuid>.arrow  immutable Arrow IPC files (see armfarm.data.shards)
@@ -87,14 +87,27 @@ CREATE TABLE IF NOT EXISTS episodes (
     policy_id TEXT NOT NULL,
     env_id TEXT NOT NULL,
     seed TEXT,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    cost_return {float8} NOT NULL DEFAULT 0,
+    interventions INTEGER NOT NULL DEFAULT 0,
+    end_reason TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS episodes_by_shard ON episodes (shard, row_offset);
 """
 # ``seed`` is TEXT because Gymnasium/Minari seeds may exceed signed 64-bit integers. The schema is a
 # template for Index.ddl (engine-specific spellings of the serial key and of 64-bit floats).
 
-_INSERT_COLUMNS = 'episode_id, shard, row_offset, length, "return", terminated, collector_id, policy_id, env_id, seed, created_at'
+_INSERT_COLUMNS = (
+    'episode_id, shard, row_offset, length, "return", terminated, collector_id, policy_id, env_id, seed, created_at, '
+    "cost_return, interventions, end_reason"
+)
+# Schema 1 -> 2: the episode columns a schema-1 index lacks (what old episodes read as: no cost, no
+# intervention, no end reason). Shards are immutable, so schema-1 shards stay and read as zero cost.
+_MIGRATION_2 = (
+    ("cost_return", "{float8} NOT NULL DEFAULT 0"),
+    ("interventions", "INTEGER NOT NULL DEFAULT 0"),
+    ("end_reason", "TEXT NOT NULL DEFAULT ''"),
+)
 _RECORD_COLUMNS = _INSERT_COLUMNS + ", seq"
 _KNOWN_ENTRIES = {
     STORE_FILE,
@@ -126,11 +139,15 @@ class EpisodeRecord:
     env_id: str
     seed: int | None
     created_at: str
+    cost_return: float
+    interventions: int
+    end_reason: str
     seq: int
 
     @classmethod
     def from_row(cls, row: Sequence) -> EpisodeRecord:
-        (episode_id, shard, offset, length, ret, terminated, collector, policy, env, seed, created, seq) = row
+        (episode_id, shard, offset, length, ret, terminated, collector, policy, env, seed, created,
+         cost, interventions, end_reason, seq) = row
         return cls(
             episode_id,
             shard,
@@ -143,6 +160,9 @@ class EpisodeRecord:
             env,
             None if seed is None else int(seed),
             created,
+            float(cost),
+            int(interventions),
+            end_reason,
             int(seq),
         )
 
@@ -203,7 +223,7 @@ class EpisodeStore:
         self.path = Path(path)
         if create:
             self._create(index_url)
-        location, created_at = self._check_layout()
+        location, created_at, version = self._check_layout()
         if not same_database(location, index_url):
             raise DataError(
                 f"keeps its index in {location.describe(self.path)}, not in the index URL given",
@@ -212,6 +232,8 @@ class EpisodeStore:
                 hint="open the store without index_url, or with the URL of its own index",
             )
         self.index: Index = open_index(self.path, location, created_at, None if index_url == SQLITE else index_url)
+        if version < SCHEMA_VERSION:
+            self._migrate(version)
         if spec is not None:
             self.bind_spec(spec)
 
@@ -263,8 +285,8 @@ class EpisodeStore:
             tmp.unlink()
         fsync_path(self.path)
 
-    def _check_layout(self) -> tuple[IndexLocation, str]:
-        """Check the header; return where the index is and when the store was created."""
+    def _check_layout(self) -> tuple[IndexLocation, str, int]:
+        """Check the header; return where the index is, when the store was created and its schema version."""
         header_path = self.path / STORE_FILE
         if not self.path.exists():
             raise DataError(
@@ -302,7 +324,33 @@ class EpisodeStore:
             raise DataError(
                 "the store has no index", path=self.path / INDEX_FILE, hint="the store is damaged; restore it"
             )
-        return location, str(header.get("created_at"))
+        return location, str(header.get("created_at")), version
+
+    def _migrate(self, version: int) -> None:
+        """Upgrade a store written with schema ``version`` to :data:`SCHEMA_VERSION`, in place.
+
+        Each step is idempotent (concurrent openers may both run it): columns are added with their
+        defaults, then the index's and the header's version are raised, the header atomically.
+        """
+        try:
+            for column, declaration in _MIGRATION_2:
+                self.index.ensure_column("episodes", column, self.index.ddl(declaration))
+            with self.index.transaction(write=True) as con:
+                con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            header_path = self.path / STORE_FILE
+            header = json.loads(header_path.read_text())
+            header["schema_version"] = SCHEMA_VERSION
+            tmp = self.path / TMP_DIR / f"{uuid.uuid4().hex}.json"
+            tmp.write_text(json.dumps(header, indent=2) + "\n")
+            fsync_path(tmp)
+            os.replace(tmp, header_path)
+            fsync_path(self.path)
+        except OSError as e:
+            raise DataError(
+                f"cannot upgrade the store from schema {version} to {SCHEMA_VERSION} ({e})",
+                path=self.path,
+                hint="open it once with write access to the store directory; nothing was lost",
+            ) from e
 
     # -- spec -----------------------------------------------------------------------------------
 
@@ -448,6 +496,9 @@ class EpisodeStore:
                             ep.env_id,
                             None if ep.seed is None else str(ep.seed),
                             ep.created_at,
+                            ep.cost_return,
+                            ep.intervention_count,
+                            ep.end_reason,
                         )
                     )
                     offset += ep.length + 1
@@ -477,7 +528,7 @@ class EpisodeStore:
                         path=self.path,
                     )
                 con.executemany(
-                    f"INSERT INTO episodes ({_INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO episodes ({_INSERT_COLUMNS}) VALUES ({', '.join('?' * 14)})",
                     rows,
                 )
                 con.executemany(
@@ -621,16 +672,23 @@ class EpisodeStore:
         """A JSON-able summary, read in one consistent snapshot.
 
         Keys: ``path``, ``schema_version``, ``created_at``, ``episodes``, ``transitions``,
-        ``shards``, ``spaces`` (the spec as a dict, or None), ``returns`` and ``lengths``
-        (``mean``/``std``/``min``/``max``; None when empty), ``provenance``, and episode counts by
-        ``collectors``, ``policies`` and ``envs``.
+        ``shards``, ``spaces`` (the spec as a dict, or None), ``returns``, ``costs`` (episode cost
+        returns) and ``lengths`` (``mean``/``std``/``min``/``max``; None when empty), ``safety``
+        (episodes with any cost, shield interventions, and counts of ``end_reasons``), ``provenance``,
+        and episode counts by ``collectors``, ``policies`` and ``envs``.
         """
         with self.index.transaction() as con:
             meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
             spec_row = con.execute("SELECT json FROM spec").fetchone()
             stats = np.array(
-                con.execute('SELECT "return", length FROM episodes').fetchall(), dtype=np.float64
-            ).reshape(-1, 2)
+                con.execute('SELECT "return", length, cost_return, interventions FROM episodes').fetchall(),
+                dtype=np.float64,
+            ).reshape(-1, 4)
+            end_reasons = dict(
+                con.execute(
+                    "SELECT end_reason, COUNT(*) FROM episodes WHERE end_reason <> '' GROUP BY end_reason"
+                ).fetchall()
+            )
             shards = con.execute("SELECT COUNT(*) FROM shards WHERE status = 'committed'").fetchone()[0]
             counts = {
                 key: dict(
@@ -642,7 +700,7 @@ class EpisodeStore:
                     ("envs", "env_id"),
                 )
             }
-        returns, lengths = stats[:, 0], stats[:, 1]
+        returns, lengths, costs, interventions = stats.T
         return {
             "path": str(self.path),
             "schema_version": int(meta["schema_version"]),
@@ -655,6 +713,12 @@ class EpisodeStore:
             "lengths": None
             if not len(lengths)
             else {k: v for k, v in _summary(lengths).items() if k != "std"},
+            "costs": _summary(costs),
+            "safety": {
+                "episodes_with_cost": int(np.count_nonzero(costs)),
+                "interventions": int(interventions.sum()),
+                "end_reasons": {k: int(v) for k, v in end_reasons.items()},
+            },
             "provenance": json.loads(meta["provenance"]),
             **counts,
         }
@@ -769,6 +833,9 @@ def _episode_from_rows(reader: ShardReader, rec: EpisodeRecord, spec: StoreSpec)
         rewards=reader.reward()[start:stop].copy(),
         terminated=reader.flag("terminated")[start:stop].copy(),
         truncated=reader.flag("truncated")[start:stop].copy(),
+        costs=reader.cost()[start:stop].copy(),
+        interventions=reader.intervention()[start:stop].copy(),
+        end_reason=rec.end_reason,
         episode_id=rec.episode_id,
         collector_id=rec.collector_id,
         policy_id=rec.policy_id,

@@ -19,14 +19,16 @@ def rollout_episode(env: gym.Env, act: Callable, seed: int | None, max_steps: in
     """Run ``act`` in ``env`` from ``reset(seed=seed)`` until it terminates or is truncated.
 
     Returns a dict with ``observations`` (T+1 rows, or a dict of such arrays), ``actions`` (T),
-    ``rewards``, ``terminated`` and ``truncated`` (T). ``max_steps`` cuts the episode early and
-    marks its last step truncated.
+    ``rewards``, ``terminated``, ``truncated`` and ``costs`` (T; ``info["cost"]``, Safety-Gymnasium's
+    convention, 0 where the environment reports none). ``max_steps`` cuts the episode early and marks
+    its last step truncated.
     """
     obs, _ = env.reset(seed=seed)
-    observations, actions, rewards, terminated, truncated = [obs], [], [], [], []
+    observations, actions, rewards, terminated, truncated, costs = [obs], [], [], [], [], []
     while True:
         action = np.asarray(act(obs), dtype=np.float32)
-        obs, reward, term, trunc, _ = env.step(action)
+        obs, reward, term, trunc, info = env.step(action)
+        costs.append(float(info.get("cost", 0.0)))
         if max_steps is not None and len(actions) + 1 >= max_steps:
             trunc = True
         observations.append(obs)
@@ -42,4 +44,5 @@ def rollout_episode(env: gym.Env, act: Callable, seed: int | None, max_steps: in
         "rewards": np.asarray(rewards, dtype=np.float32),
         "terminated": np.asarray(terminated, dtype=bool),
         "truncated": np.asarray(truncated, dtype=bool),
+        "costs": np.asarray(costs, dtype=np.float32),
     }

@@ -395,6 +395,8 @@ class FleetClient:
         arrays = wire_arrays(**{k: _canonical(v) for k, v in episode.arrays.items()})
         meta = {"episode_id": episode.episode_id, "created_at": episode.created_at,
                 "policy_id": episode.policy_id, "env_id": episode.env_id, "seed": episode.seed}
+        if episode.end_reason:
+            meta["end_reason"] = episode.end_reason
         self.spool.put(episode.episode_id, encode(arrays, meta))
         self.episodes_recorded += 1
         self._wake.set()
@@ -596,12 +598,17 @@ class EpisodeRecorder:
         self._rewards: list[float] = []
         self._terminated: list[bool] = []
         self._truncated: list[bool] = []
+        self._costs: list[float] = []
         self._last: Any = None
 
     def add(self, obs: Any, action: Any, reward: float, terminated: bool = False, truncated: bool = False,
-            next_obs: Any = None) -> None:
-        """Record step t: observation o_t, action a_t, reward r_t and whether the episode ended there.
-        ``next_obs`` (o_{t+1}) is needed for the last step only; the others take the next step's ``obs``."""
+            next_obs: Any = None, cost: float = 0.0) -> None:
+        """Record step t: observation o_t, action a_t, reward r_t, cost c_t (damage, >= 0) and whether the
+        episode ended there. ``next_obs`` (o_{t+1}) is needed for the last step only; the others take the
+        next step's ``obs``."""
+        cost = float(cost)
+        if not (np.isfinite(cost) and cost >= 0):
+            raise ValueError(f"episode {self.episode_id}: cost {cost} must be finite and >= 0")
         if self._terminated and (self._terminated[-1] or self._truncated[-1]):
             raise ValueError(f"episode {self.episode_id}: a step was added after the episode ended")
         self._obs.append(obs)
@@ -609,6 +616,7 @@ class EpisodeRecorder:
         self._rewards.append(float(reward))
         self._terminated.append(bool(terminated))
         self._truncated.append(bool(truncated) and not terminated)
+        self._costs.append(cost)
         self._last = next_obs
 
     def __enter__(self) -> EpisodeRecorder:
@@ -629,7 +637,8 @@ class EpisodeRecorder:
         stacked = stack_observations(observations)
         self.client.put(RecordedEpisode(
             {"observations": stacked, "actions": np.stack(self._actions), "rewards": np.asarray(self._rewards, np.float32),
-             "terminated": np.asarray(self._terminated), "truncated": np.asarray(truncated)},
+             "terminated": np.asarray(self._terminated), "truncated": np.asarray(truncated),
+             "costs": np.asarray(self._costs, np.float32)},
             self.episode_id, policy_id=self.policy_id, env_id=self.client.config.env_id or "", seed=self.seed,
             collector_id=self.client.config.robot_id))
 

@@ -280,6 +280,7 @@ class Ingest:
             payload.observations, a["actions"], a["rewards"], a["terminated"], a["truncated"],
             episode_id=meta["episode_id"], collector_id=robot.robot_id, policy_id=meta["policy_id"],
             env_id=meta["env_id"], seed=meta["seed"], created_at=meta["created_at"],
+            costs=a.get("costs"), interventions=a.get("interventions"), end_reason=meta["end_reason"],
         )
         try:
             episode.validate(robot.spec)
@@ -307,12 +308,14 @@ class Ingest:
         transitions where its index puts them (chunks hold equal numbers of transitions but the last,
         which holds the end), so a different episode under a stored id is never acknowledged."""
         episode = self.store.read_episode(chunk.episode_id)
-        stored_meta = {"policy_id": episode.policy_id, "seed": episode.seed, "created_at": episode.created_at}
+        stored_meta = {"policy_id": episode.policy_id, "seed": episode.seed, "created_at": episode.created_at,
+                       "end_reason": episode.end_reason}
         same = all(chunk.meta.get(k) == v for k, v in stored_meta.items())
         T = chunk.steps
         start = episode.length - T if chunk.chunk.final else chunk.chunk.index * T
-        stored = wire_arrays(episode.observations, episode.actions, episode.rewards, episode.terminated,
-                             episode.truncated)
+        stored = {**wire_arrays(episode.observations, episode.actions, episode.rewards, episode.terminated,
+                                episode.truncated),
+                  "costs": episode.step_costs, "interventions": episode.step_interventions}
         for name, a in chunk.arrays.items():
             rows = T + 1 if name.startswith("observations") and chunk.chunk.final else T
             part = stored.get(name)
@@ -337,9 +340,10 @@ class Ingest:
 
 def stored_digest(episode: Episode) -> str:
     """The content digest of an episode as the store holds it (equal to its upload's)."""
-    arrays = wire_arrays(episode.observations, episode.actions, episode.rewards, episode.terminated, episode.truncated)
+    arrays = wire_arrays(episode.observations, episode.actions, episode.rewards, episode.terminated, episode.truncated,
+                         episode.costs, episode.interventions)
     meta = {"episode_id": episode.episode_id, "policy_id": episode.policy_id, "env_id": episode.env_id,
-            "seed": episode.seed, "created_at": episode.created_at}
+            "seed": episode.seed, "created_at": episode.created_at, "end_reason": episode.end_reason}
     return content_digest(arrays, meta)
 
 

@@ -13,13 +13,19 @@ and the header is ``{"meta": {...}, "arrays": [...]}`` plus ``"chunk"`` for chun
                "created_at": "2024-05-01T12:00:00+00:00",    required, ISO 8601
                "policy_id": "iql@3f2a...",                   optional, default ""
                "env_id": "Hopper-v5",                        optional, default: the robot's registered env
-               "seed": 7}                                    optional int, default null
+               "seed": 7,                                    optional int, default null
+               "end_reason": "watchdog: cost budget"}        optional, default "": why it was cut short
     "arrays": [{"name": "observations", "dtype": "float32", "shape": [T+1, 11]},
                {"name": "actions", "dtype": "float32", "shape": [T, 3]},
                {"name": "rewards", "dtype": "float32", "shape": [T]},
                {"name": "terminated", "dtype": "bool", "shape": [T]},
-               {"name": "truncated", "dtype": "bool", "shape": [T]}]
+               {"name": "truncated", "dtype": "bool", "shape": [T]},
+               {"name": "costs", "dtype": "float32", "shape": [T]},          optional: c_t >= 0, finite
+               {"name": "interventions", "dtype": "uint8", "shape": [T]}]    optional: shield layer flags
     "chunk":  {"index": 0, "final": false}
+
+An episode without ``costs`` (or ``interventions``) means all zeros, and :func:`wire_arrays` leaves
+all-zero ones out, so a cost-free episode has one encoding and one digest whichever release sent it.
 
 Dict observations send one array per key, ``observations.<key>``. A chunk holds ``n >= 1``
 consecutive transitions and their ``n`` observations; the final chunk also holds the observation
@@ -53,8 +59,10 @@ _DTYPES = {
     "float16", "float32", "float64",
 }
 _STEP_ARRAYS = ("actions", "rewards", "terminated", "truncated")
+_OPTIONAL_STEP_ARRAYS = {"costs": "float32", "interventions": "uint8"}
 _META_REQUIRED = {"episode_id", "created_at"}
-_META_OPTIONAL = {"policy_id", "env_id", "seed"}
+_META_OPTIONAL = {"policy_id", "env_id", "seed", "end_reason"}
+_META_DIGESTED = _META_REQUIRED | {"policy_id", "env_id", "seed"}  # plus end_reason where it is set
 _MAX_TEXT = 256
 _PREFIX = struct.Struct("<8sI")
 
@@ -110,14 +118,20 @@ def wire_arrays(
     rewards: np.ndarray,
     terminated: np.ndarray,
     truncated: np.ndarray,
+    costs: np.ndarray | None = None,
+    interventions: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """Episode arrays by wire name (dict observations become ``observations.<key>``, sorted)."""
+    """Episode arrays by wire name (dict observations become ``observations.<key>``, sorted); costs and
+    interventions only where some are nonzero (cast to their wire dtypes)."""
     if isinstance(observations, Mapping):
         arrays = {f"observations.{k}": np.asarray(observations[k]) for k in sorted(observations)}
     else:
         arrays = {"observations": np.asarray(observations)}
     arrays.update(actions=np.asarray(actions), rewards=np.asarray(rewards),
                   terminated=np.asarray(terminated), truncated=np.asarray(truncated))
+    for name, value in (("costs", costs), ("interventions", interventions)):
+        if value is not None and np.any(np.asarray(value) != 0):
+            arrays[name] = np.asarray(value).astype(_OPTIONAL_STEP_ARRAYS[name], copy=False)
     return arrays
 
 
@@ -179,10 +193,15 @@ def content_digest(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) ->
     """SHA-256 of an episode's content: metadata and arrays (names, dtypes, shapes, bytes).
 
     Equal for an upload and the episode the store holds for it, so servers use it to tell an
-    idempotent retry from a different episode reusing an id, and clients to check acks.
+    idempotent retry from a different episode reusing an id, and clients to check acks. All-zero
+    ``costs`` and ``interventions`` count as absent, and an empty ``end_reason`` is not hashed, so
+    digests of cost-free episodes are those of releases before costs existed.
     """
+    arrays = {k: a for k, a in arrays.items() if k not in _OPTIONAL_STEP_ARRAYS or np.any(np.asarray(a) != 0)}
     h = hashlib.sha256()
-    fields = {k: meta.get(k) for k in sorted(_META_REQUIRED | _META_OPTIONAL)}
+    fields = {k: meta.get(k) for k in sorted(_META_DIGESTED)}
+    if meta.get("end_reason"):
+        fields["end_reason"] = meta["end_reason"]
     h.update(json.dumps(fields, sort_keys=True).encode())
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
@@ -275,7 +294,7 @@ def _check_meta(meta: Any) -> dict[str, Any]:
     episode_id = meta["episode_id"]
     if not isinstance(episode_id, str) or not ID_PATTERN.fullmatch(episode_id):
         raise PayloadError(f"{episode_id!r} must match {ID_PATTERN.pattern}", "meta.episode_id")
-    for name in ("policy_id", "env_id", "created_at"):
+    for name in ("policy_id", "env_id", "created_at", "end_reason"):
         value = meta.get(name, "")
         if not isinstance(value, str) or len(value) > _MAX_TEXT:
             raise PayloadError(f"must be a string of at most {_MAX_TEXT} characters", f"meta.{name}")
@@ -290,7 +309,7 @@ def _check_meta(meta: Any) -> dict[str, Any]:
     seed = meta.get("seed")
     if seed is not None and (not _is_int(seed) or not -(2**63) <= seed < 2**64):
         raise PayloadError(f"{seed!r} must be null or an integer in [-2**63, 2**64)", "meta.seed")
-    return {"policy_id": "", "env_id": "", "seed": None, **meta}
+    return {"policy_id": "", "env_id": "", "seed": None, "end_reason": "", **meta}
 
 
 def _check_chunk(chunk: Any) -> Chunk | None:
@@ -312,12 +331,12 @@ def _check_array_specs(entries: Any) -> list[tuple[str, np.dtype, tuple[int, ...
         _exact_keys(entry, {"name", "dtype", "shape"}, set(), f"arrays[{i}]")
         name, dtype, shape = entry["name"], entry["dtype"], entry["shape"]
         if not isinstance(name, str) or not (
-            name in ("observations", *_STEP_ARRAYS)
+            name in ("observations", *_STEP_ARRAYS, *_OPTIONAL_STEP_ARRAYS)
             or (name.startswith("observations.") and _OBS_KEY.fullmatch(name.split(".", 1)[1]))
         ):
             raise PayloadError(
                 f"unknown array {name!r}; expected observations (or observations.<key>), "
-                f"{', '.join(_STEP_ARRAYS)}",
+                f"{', '.join(_STEP_ARRAYS)} and optionally {', '.join(_OPTIONAL_STEP_ARRAYS)}",
                 f"arrays[{i}].name",
             )
         if not isinstance(dtype, str) or dtype not in _DTYPES:
@@ -347,10 +366,16 @@ def _check_rows(payload: EpisodePayload) -> None:
     T = arrays["actions"].shape[0]
     if T == 0:
         raise PayloadError("has no transitions; an episode needs at least one step", "actions")
-    for name, dtype in (("rewards", "float32"), ("terminated", "bool"), ("truncated", "bool")):
-        a = arrays[name]
+    steps = (("rewards", "float32"), ("terminated", "bool"), ("truncated", "bool"), *_OPTIONAL_STEP_ARRAYS.items())
+    for name, dtype in steps:
+        a = arrays.get(name)
+        if a is None:
+            continue
         if a.shape != (T,) or a.dtype.name != dtype:
             raise PayloadError(f"must be {dtype} of shape ({T},), got {a.dtype.name} {a.shape}", name)
+    costs = arrays.get("costs")
+    if costs is not None and not (np.isfinite(costs).all() and (costs >= 0).all()):
+        raise PayloadError("must be finite and >= 0 (a cost counts damage)", "costs")
     obs_rows = T if payload.chunk is not None and not payload.chunk.final else T + 1
     for name, a in arrays.items():
         if name.startswith("observations") and a.shape[0] != obs_rows:

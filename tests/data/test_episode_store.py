@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from armfarm.data import DataError, Episode, EpisodeStore, StoreSpec, check_store
+from armfarm.data import SCHEMA_VERSION, DataError, Episode, EpisodeStore, StoreSpec, check_store
 from armfarm.data import shards as shards_module
 
 
@@ -189,7 +189,7 @@ def test_info_and_provenance(store):
     store.set_provenance({"robot": "arm-7", "site": {"lab": 2}})
     store.set_provenance({"site": "field"})
     info = json.loads(json.dumps(store.info()))
-    assert info["episodes"] == 3 and info["transitions"] == 18 and info["schema_version"] == 1
+    assert info["episodes"] == 3 and info["transitions"] == 18 and info["schema_version"] == SCHEMA_VERSION
     assert info["lengths"] == {"mean": 6.0, "min": 4.0, "max": 8.0}
     returns = [r.episode_return for r in store.records()]
     assert info["returns"]["mean"] == pytest.approx(np.mean(returns))

@@ -40,6 +40,8 @@ def episodes(draw):
         draw(hnp.arrays("float32", (T,))),
         draw(hnp.arrays(bool, (T,))),
         draw(hnp.arrays(bool, (T,))),
+        costs=draw(st.none() | hnp.arrays("float32", (T,), elements=st.floats(0, 10, width=32))),
+        interventions=draw(st.none() | hnp.arrays("uint8", (T,))),
     )
     meta = {
         "episode_id": draw(st.from_regex(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,20}\Z")),
@@ -60,7 +62,7 @@ def same(a, b):
 def test_round_trip(episode):
     arrays, meta = episode
     payload = decode(encode(arrays, meta))
-    assert payload.meta == {"env_id": "", **meta} and payload.chunk is None
+    assert payload.meta == {"env_id": "", "end_reason": "", **meta} and payload.chunk is None
     assert sorted(payload.arrays) == sorted(arrays)
     for name in arrays:
         same(payload.arrays[name], arrays[name])

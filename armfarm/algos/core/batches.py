@@ -122,7 +122,12 @@ def mc_returns(data: Any, config: Any) -> np.ndarray:
     return out.astype(np.float32)
 
 
-COLUMNS = {"next_actions": next_actions, "mc_returns": mc_returns}
+def costs(data: Any, config: Any) -> np.ndarray:
+    """The per-transition cost ``c_t >= 0`` the data records (zeros where it records none)."""
+    return np.asarray(data.costs, np.float32)
+
+
+COLUMNS = {"next_actions": next_actions, "mc_returns": mc_returns, "costs": costs}
 
 
 def add_batch_columns(data: Any, keys: tuple[str, ...], config: Any) -> None:
