@@ -63,7 +63,7 @@ def info(
     store: Path = typer.Argument(..., help="Episode store."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """Episodes, transitions, spaces, return statistics and provenance of STORE."""
+    """Episodes, transitions, spaces, return and cost statistics, shield interventions and provenance of STORE."""
     from armfarm.data import EpisodeStore
 
     with user_errors():
@@ -74,9 +74,14 @@ def info(
     table = Table(title=f"episode store {store}", show_header=False)
     for key in ("episodes", "transitions", "schema_version"):
         table.add_row(key, str(summary.get(key)))
-    for key in ("returns", "lengths"):
+    for key in ("returns", "costs", "lengths"):
         stats = summary.get(key) or {}
         table.add_row(key, ", ".join(f"{k} {v:.4g}" for k, v in stats.items() if v is not None))
+    safety = summary.get("safety") or {}
+    table.add_row("episodes with cost", str(safety.get("episodes_with_cost", 0)))
+    table.add_row("shield interventions", str(safety.get("interventions", 0)))
+    if safety.get("end_reasons"):
+        table.add_row("early ends", ", ".join(f"{k}: {v}" for k, v in safety["end_reasons"].items()))
     for key in ("spaces", "envs", "policies", "collectors", "provenance"):
         table.add_row(key, str(summary.get(key)))
     results.print(table)

@@ -144,3 +144,39 @@ def test_abandoned_chunks_expire_when_the_server_starts(server, robot, tmp_path)
     config = ServerConfig(store=server.store.path, staging_ttl_s=3600)
     ThreadServer(config)  # setting up the server is enough; it need not serve
     assert not staged.exists()
+
+
+def test_costs_interventions_and_end_reason_survive_upload(server, robot):
+    rng = np.random.default_rng(11)
+    arrays = episode_arrays(rng, T=9)
+    costs = np.array([0, 0, 1, 0, 0.5, 0, 0, 2, 0], np.float32)
+    interventions = np.array([0, 1, 0, 0, 4, 0, 0, 8, 0], np.uint8)
+    arrays.update(costs=costs, interventions=interventions)
+    meta = episode_meta(end_reason="watchdog: no progress for 5.0 s")
+    response = upload(server, robot, encode(arrays, meta))
+    assert response.status_code == 200, response.text
+    assert response.json()["sha256"] == content_digest(arrays, meta)
+    stored = server.store.read_episode(meta["episode_id"])
+    np.testing.assert_array_equal(stored.step_costs, costs)
+    np.testing.assert_array_equal(stored.step_interventions, interventions)
+    assert stored.end_reason == meta["end_reason"] and server.store.record(meta["episode_id"]).interventions == 3
+    assert upload(server, robot, encode(arrays, meta)).json() == response.json()  # an idempotent retry
+
+
+def test_zero_costs_digest_as_no_costs_so_older_clients_keep_their_acks(server, robot):
+    arrays, meta = episode_arrays(np.random.default_rng(12), T=4), episode_meta()
+    with_zeros = {**arrays, "costs": np.zeros(4, np.float32), "interventions": np.zeros(4, np.uint8)}
+    assert content_digest(with_zeros, meta) == content_digest(arrays, meta)
+    assert content_digest(arrays, {**meta, "end_reason": ""}) == content_digest(arrays, meta)
+    first = upload(server, robot, encode(with_zeros, meta))
+    assert first.status_code == 200 and first.json()["sha256"] == content_digest(arrays, meta)
+    assert upload(server, robot, encode(arrays, meta)).json() == first.json()  # the same episode
+
+
+def test_negative_or_nan_costs_are_refused_naming_the_field(server, robot):
+    for bad in (np.array([0, -1, 0], np.float32), np.array([0, np.nan, 0], np.float32)):
+        arrays = {**episode_arrays(np.random.default_rng(13), T=3), "costs": bad}
+        state = store_state(server.store)
+        response = upload(server, robot, encode(arrays, episode_meta()))
+        assert response.status_code == 422 and "costs" in response.json()["detail"]
+        assert store_state(server.store) == state
