@@ -99,7 +99,8 @@ class RunDir:
 def eval_block(result: EvalResult) -> dict[str, Any]:
     """The ``eval`` block of a summary."""
     return {"env_id": result.env_id, "episodes": result.episodes, "return_mean": result.return_mean,
-            "return_std": result.return_std, "normalized": result.normalized}
+            "return_std": result.return_std, "normalized": result.normalized, "cost_mean": result.cost_mean,
+            "cost_std": result.cost_std, "normalized_cost": result.normalized_cost}
 
 
 class MetricsLog:

@@ -104,3 +104,23 @@ def test_the_readme_lists_every_registered_algorithm_as_armfarm_algos_prints_the
     assert fields.exit_code == 0 and "expectile" in fields.stdout
     unknown = CliRunner().invoke(app, ["algos", "ppo"])
     assert unknown.exit_code != 0 and "valid names" in unknown.output
+
+
+def test_eval_reports_costs_and_the_normalized_cost_on_damage_tasks(tmp_path):
+    from armfarm.policy import NumpyPolicy
+
+    rng = np.random.default_rng(0)
+    for env_id, obs_dim, act_dim in (("armfarm/ReacherFragile-v0", 10, 2), ("armfarm/HopperVelocity-v0", 11, 3)):
+        path = NumpyPolicy([rng.normal(size=(obs_dim, 16)) * 2, rng.normal(size=(16, act_dim)) * 2],
+                           [np.zeros(16), np.zeros(act_dim)]).save(tmp_path / f"{obs_dim}.npz")
+        result = invoke("eval", path, "--env", env_id, "--episodes", 3, "--json")
+        assert result.exit_code == 0, result.output
+        out = json.loads(result.stdout)
+        assert out["cost_mean"] == np.mean(out["costs"]) and len(out["costs"]) == 3
+        assert {"return_mean", "return_std", "cost_std", "interventions_mean"} <= set(out)
+        if env_id.startswith("armfarm/Hopper"):
+            assert out["cost_budget"] == 20 and out["normalized_cost"] == out["cost_mean"] / 20
+        else:
+            assert out["cost_mean"] > 0 and out["normalized_cost"] is None
+    again = invoke("eval", path, "--env", "armfarm/HopperVelocity-v0", "--episodes", 1, "--cost-budget", 5)
+    assert again.exit_code == 0 and "budget 5" in again.stdout

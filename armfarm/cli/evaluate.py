@@ -14,9 +14,12 @@ def evaluate(
     env_id: str = typer.Option(..., "--env", help="Gymnasium environment id."),
     episodes: int = typer.Option(10, "--episodes", min=1, help="Evaluation episodes."),
     seed: int = typer.Option(10_000, "--seed", min=0, help="Episode i is reset with seed + i."),
+    cost_budget: float = typer.Option(None, "--cost-budget", min=0.0,
+                                      help="Episode cost budget for the normalised cost (default: the task's)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
-    """Mean and std return of the policy in RUN_DIR, with the D4RL-normalised score where defined."""
+    """Mean and std return and cost of the policy in RUN_DIR, with the D4RL-normalised score and the
+    normalised cost (cost / budget) where defined."""
     from armfarm.envs.behavior import resolve_policy_path
     from armfarm.evaluate.rollouts import evaluate_policy
     from armfarm.policy import NumpyPolicy
@@ -24,9 +27,14 @@ def evaluate(
     with user_errors(), progress_bar() as bar:
         policy = NumpyPolicy.load(resolve_policy_path(run_dir))
         task = bar.add_task("evaluating", total=episodes, info=env_id)
-        result = evaluate_policy(policy, env_id, episodes=episodes, seed=seed, progress=lambda: bar.advance(task))
+        result = evaluate_policy(policy, env_id, episodes=episodes, seed=seed, progress=lambda: bar.advance(task),
+                                 cost_budget=cost_budget)
     if as_json:
         print_json(result.to_json())
         return
     normalized = "" if result.normalized is None else f", normalized {result.normalized:.1f}"
-    results.print(f"{env_id}: return {result.return_mean:.2f} ± {result.return_std:.2f} over {episodes} episodes{normalized}")
+    cost = f"; cost {result.cost_mean:.2f} ± {result.cost_std:.2f}"
+    if result.normalized_cost is not None:
+        cost += f", normalized cost {result.normalized_cost:.2f} (budget {result.cost_budget:g})"
+    results.print(f"{env_id}: return {result.return_mean:.2f} ± {result.return_std:.2f} over {episodes} episodes"
+                  f"{normalized}{cost}")

@@ -6,9 +6,13 @@
   (:mod:`armfarm.envs.fragile`).
 
 Each reports a per-step ``info["cost"]`` (Safety-Gymnasium's convention), which armfarm records.
+The velocity tasks have a default cost budget of 20 per 1000-step episode, the middle one of the three
+thresholds (10, 20, 40) DSRL evaluates them at; normalised cost is the mean episode cost over it.
 """
 
 import gymnasium as gym
+
+VELOCITY_COST_BUDGET = 20.0
 
 DAMAGE_TASKS = {
     "armfarm/HopperVelocity-v0": ("armfarm.envs.velocity:make_velocity_env", {"base_id": "Hopper-v5"}, 1000),
@@ -19,3 +23,8 @@ DAMAGE_TASKS = {
 for _id, (_entry, _kwargs, _steps) in DAMAGE_TASKS.items():
     if _id not in gym.registry:
         gym.register(_id, entry_point=_entry, kwargs=_kwargs, max_episode_steps=_steps)
+
+
+def default_cost_budget(env_id: str) -> float | None:
+    """The episode cost budget armfarm evaluates ``env_id`` against by default (None: no default)."""
+    return VELOCITY_COST_BUDGET if env_id in ("armfarm/HopperVelocity-v0", "armfarm/HalfCheetahVelocity-v0") else None

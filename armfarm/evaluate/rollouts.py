@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from armfarm.envs import default_cost_budget
 from armfarm.envs.registry import make_env
 from armfarm.envs.rollout import rollout_episode
 from armfarm.evaluate.scores import normalized_score
@@ -14,7 +15,9 @@ from armfarm.evaluate.scores import normalized_score
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Returns of ``episodes`` evaluation rollouts, with the D4RL-normalised mean where defined."""
+    """Returns and costs of ``episodes`` evaluation rollouts, with the D4RL-normalised mean return where
+    defined and the normalised cost (mean cost / budget, DSRL's measure; at most 1 is within budget) where a
+    budget is known."""
 
     env_id: str
     episodes: int
@@ -23,6 +26,12 @@ class EvalResult:
     normalized: float | None
     returns: list[float]
     lengths: list[int]
+    cost_mean: float = 0.0
+    cost_std: float = 0.0
+    costs: list[float] = field(default_factory=list)
+    cost_budget: float | None = None
+    normalized_cost: float | None = None
+    interventions_mean: float = 0.0
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -30,9 +39,13 @@ class EvalResult:
 
 def evaluate_policy(
     policy: Callable, env_id: str, episodes: int = 10, seed: int = 0, progress: Callable | None = None,
-    max_steps: int | None = None,
+    max_steps: int | None = None, cost_budget: float | None = None,
 ) -> EvalResult:
     """Roll out ``policy`` (obs -> action) for ``episodes`` episodes seeded ``seed, seed+1, ...``.
+
+    Costs are the environment's ``info["cost"]`` summed per episode; ``cost_budget`` (default: the task's
+    own, :func:`armfarm.envs.default_cost_budget`) gives the normalised cost. A policy that counts its
+    shield's interventions (``interventions_in_episode()``) has their mean reported.
 
     A behaviour with ``reset(rng)`` (armfarm.envs.behavior: noise, per-episode choices) is reset before
     episode ``i`` with ``default_rng([seed, i])``, so an evaluation is repeatable and two policies
@@ -42,7 +55,7 @@ def evaluate_policy(
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
     env = make_env(env_id)
-    returns, lengths = [], []
+    returns, lengths, costs, interventions = [], [], [], []
     try:
         for i in range(episodes):
             if hasattr(policy, "reset"):
@@ -50,11 +63,15 @@ def evaluate_policy(
             episode = rollout_episode(env, policy, seed=seed + i, max_steps=max_steps)
             returns.append(float(episode["rewards"].sum()))
             lengths.append(len(episode["actions"]))
+            costs.append(float(episode["costs"].sum(dtype=np.float64)))
+            if hasattr(policy, "interventions_in_episode"):
+                interventions.append(float(policy.interventions_in_episode()))
             if progress is not None:
                 progress()
     finally:
         env.close()
-    mean = float(np.mean(returns))
+    mean, cost_mean = float(np.mean(returns)), float(np.mean(costs))
+    budget = default_cost_budget(env_id) if cost_budget is None else float(cost_budget)
     return EvalResult(
         env_id=env_id,
         episodes=episodes,
@@ -63,4 +80,10 @@ def evaluate_policy(
         normalized=normalized_score(env_id, mean),
         returns=returns,
         lengths=lengths,
+        cost_mean=cost_mean,
+        cost_std=float(np.std(costs)),
+        costs=costs,
+        cost_budget=budget,
+        normalized_cost=None if not budget else cost_mean / budget,
+        interventions_mean=float(np.mean(interventions)) if interventions else 0.0,
     )
