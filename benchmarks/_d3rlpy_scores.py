@@ -38,7 +38,15 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     import d3rlpy
-    from d3rlpy.algos import AWACConfig, BCConfig, CalQLConfig, CQLConfig, IQLConfig, ReBRACConfig, TD3PlusBCConfig
+    from d3rlpy.algos import (
+        AWACConfig,
+        BCConfig,
+        CalQLConfig,
+        CQLConfig,
+        IQLConfig,
+        ReBRACConfig,
+        TD3PlusBCConfig,
+    )
 
     started = time.perf_counter()
     d3rlpy.seed(args.seed)

@@ -58,6 +58,7 @@ def record(env_id: str, episodes: int, max_steps: int | None) -> list[dict]:
     for i in range(episodes):
         behavior.reset(np.random.default_rng(i))
         data = rollout_episode(env, behavior, seed=i, max_steps=max_steps)
+        data.pop("end_reason")
         recorded.append(wire_arrays(**{k: _canonical(v) for k, v in data.items()}))
     env.close()
     return recorded

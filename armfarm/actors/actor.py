@@ -69,8 +69,10 @@ class Actor:
         self.behavior.reset(np.random.default_rng([self.seed, index]))
         arrays = rollout_episode(self.env, self.behavior, seed=self.seed + index,
                                  max_steps=max_steps if max_steps is not None else self.max_steps)
+        end_reason = arrays.pop("end_reason", "")
         episode = RecordedEpisode(arrays, self.episode_id(index), policy_id=self.behavior.policy_id,
-                                  env_id=self.env_id, seed=self.seed + index, collector_id=self.collector_id)
+                                  env_id=self.env_id, seed=self.seed + index, collector_id=self.collector_id,
+                                  end_reason=end_reason)
         self.sink.put(episode)
         return episode
 

@@ -20,15 +20,30 @@ def rollout_episode(env: gym.Env, act: Callable, seed: int | None, max_steps: in
 
     Returns a dict with ``observations`` (T+1 rows, or a dict of such arrays), ``actions`` (T),
     ``rewards``, ``terminated``, ``truncated`` and ``costs`` (T; ``info["cost"]``, Safety-Gymnasium's
-    convention, 0 where the environment reports none). ``max_steps`` cuts the episode early and marks
-    its last step truncated.
+    convention, 0 where the environment reports none), and ``end_reason`` ("" unless ``act`` stopped the
+    episode). ``max_steps`` cuts the episode early and marks its last step truncated.
+
+    A shielded ``act`` (:class:`armfarm.shield.ShieldedPolicy`) begins a fresh episode, is told each step's reward and cost
+    (``observe``); its per-step ``last_intervention`` flags are returned as ``interventions``, and when its
+    watchdog sets ``stop_reason`` the episode ends there, truncated, with that ``end_reason``.
     """
     obs, _ = env.reset(seed=seed)
     observations, actions, rewards, terminated, truncated, costs = [obs], [], [], [], [], []
+    shielded = hasattr(act, "observe")
+    if shielded:
+        act.begin_episode()
+    interventions: list[int] = []
+    end_reason = ""
     while True:
         action = np.asarray(act(obs), dtype=np.float32)
+        if shielded:
+            interventions.append(int(act.last_intervention))
         obs, reward, term, trunc, info = env.step(action)
         costs.append(float(info.get("cost", 0.0)))
+        if shielded:
+            act.observe(float(reward), costs[-1])
+            if act.stop_reason and not term:
+                trunc, end_reason = True, act.stop_reason
         if max_steps is not None and len(actions) + 1 >= max_steps:
             trunc = True
         observations.append(obs)
@@ -45,4 +60,6 @@ def rollout_episode(env: gym.Env, act: Callable, seed: int | None, max_steps: in
         "terminated": np.asarray(terminated, dtype=bool),
         "truncated": np.asarray(truncated, dtype=bool),
         "costs": np.asarray(costs, dtype=np.float32),
+        **({"interventions": np.asarray(interventions, dtype=np.uint8)} if shielded else {}),
+        "end_reason": end_reason,
     }
