@@ -124,3 +124,32 @@ def test_eval_reports_costs_and_the_normalized_cost_on_damage_tasks(tmp_path):
             assert out["cost_mean"] > 0 and out["normalized_cost"] is None
     again = invoke("eval", path, "--env", "armfarm/HopperVelocity-v0", "--episodes", 1, "--cost-budget", 5)
     assert again.exit_code == 0 and "budget 5" in again.stdout
+
+
+def test_shield_fit_info_and_eval_behind_the_shield(tmp_path):
+    from armfarm.collect import collect
+    from armfarm.envs.behavior import BehaviorSpec
+    from armfarm.policy import NumpyPolicy
+
+    collect("armfarm/ReacherFragile-v0", tmp_path / "store", BehaviorSpec("random"), episodes=20)
+    result = invoke("shield", "fit", tmp_path / "store", "--out", tmp_path / "shield", "--steps", 200,
+                    "--budget", 0.3, "--episode-cost-budget", 5, "--json")
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.stdout)
+    assert config["cost"]["budget"] == 0.3 and config["watchdog"]["episode_cost_budget"] == 5
+    assert config["provenance"]["episodes"] == 20 and config["provenance"]["cost_per_step"] > 0
+    assert invoke("shield", "fit", tmp_path / "store", "--out", tmp_path / "shield", "--steps", 10).exit_code == 2
+    info = invoke("shield", "info", tmp_path / "shield")
+    assert info.exit_code == 0 and "10 observations -> 2 actions" in info.stdout
+    rng = np.random.default_rng(1)
+    policy = NumpyPolicy([rng.normal(size=(10, 16)) * 3, rng.normal(size=(16, 2)) * 3], [np.zeros(16), np.zeros(2)])
+    policy.save(tmp_path / "wild.npz")
+    shielded = invoke("eval", tmp_path / "wild.npz", "--env", "armfarm/ReacherFragile-v0", "--episodes", 3,
+                      "--shield", tmp_path / "shield", "--json")
+    assert shielded.exit_code == 0, shielded.output
+    out = json.loads(shielded.stdout)
+    assert out["interventions_mean"] > 0
+    assert max(out["costs"]) <= 5 + 1  # the watchdog stops an episode on the step its cost passes 5
+    (tmp_path / "shield" / "shield.json").write_text("{")
+    broken = invoke("eval", tmp_path / "wild.npz", "--env", "armfarm/ReacherFragile-v0", "--shield", tmp_path / "shield")
+    assert broken.exit_code == 2 and "shield.json" in broken.output

@@ -14,6 +14,7 @@ def evaluate(
     env_id: str = typer.Option(..., "--env", help="Gymnasium environment id."),
     episodes: int = typer.Option(10, "--episodes", min=1, help="Evaluation episodes."),
     seed: int = typer.Option(10_000, "--seed", min=0, help="Episode i is reset with seed + i."),
+    shield: Path = typer.Option(None, "--shield", help="Run the policy behind this shield (`armfarm shield fit`)."),
     cost_budget: float = typer.Option(None, "--cost-budget", min=0.0,
                                       help="Episode cost budget for the normalised cost (default: the task's)."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
@@ -26,6 +27,10 @@ def evaluate(
 
     with user_errors(), progress_bar() as bar:
         policy = NumpyPolicy.load(resolve_policy_path(run_dir))
+        if shield is not None:
+            from armfarm.shield import Shield
+
+            policy = Shield.load(shield).wrap(policy)
         task = bar.add_task("evaluating", total=episodes, info=env_id)
         result = evaluate_policy(policy, env_id, episodes=episodes, seed=seed, progress=lambda: bar.advance(task),
                                  cost_budget=cost_budget)
@@ -36,5 +41,7 @@ def evaluate(
     cost = f"; cost {result.cost_mean:.2f} ± {result.cost_std:.2f}"
     if result.normalized_cost is not None:
         cost += f", normalized cost {result.normalized_cost:.2f} (budget {result.cost_budget:g})"
+    if shield is not None:
+        cost += f"; shield interventions {result.interventions_mean:.1f} per episode"
     results.print(f"{env_id}: return {result.return_mean:.2f} ± {result.return_std:.2f} over {episodes} episodes"
                   f"{normalized}{cost}")

@@ -102,16 +102,20 @@ def robot(
     signing_key: str = typer.Option(None, "--signing-key",
                                     help="The server's policy signing key (ed25519:...) or a file holding it, "
                                          "from `fleet register`. Default: pinned on first contact."),
+    shield: Path = typer.Option(None, "--shield", help="Shield directory every action passes through "
+                                                       "(`armfarm shield fit`); if it cannot be loaded the robot does not move."),
 ) -> None:
     """Run one robot: act in ENV, record episodes, upload them, follow published policies."""
     from armfarm.fleet.admin import read_token
     from armfarm.fleet.client import ClientConfig, FleetClient
+    from armfarm.shield import ShieldError
 
+    refused = None
     with user_errors():
         config = ClientConfig(server=server, token=read_token(token_file), robot_id=robot_id, env_id=env_id,
                               spool_dir=spool or Path("spool") / robot_id, default_behavior=behavior,
                               noise=noise, seed=seed, allow_insecure_http=allow_insecure_http,
-                              signing_key=signing_key)
+                              signing_key=signing_key, shield=shield)
         with progress_bar() as bar:
             task = bar.add_task(f"robot {robot_id}", total=episodes, info="acknowledged")
             with FleetClient(config, on_ack=lambda ack: bar.advance(task)) as client:
@@ -119,7 +123,12 @@ def robot(
                     client.run(episodes)
                 except KeyboardInterrupt:
                     console.print("stopping; unacknowledged episodes stay in the spool")
+                except ShieldError as e:  # the robot does not move, but what it recorded still uploads
+                    refused = e
                 drained = client.drain(drain_timeout)
+    if refused is not None:
+        console.print(f"[bold red]error:[/] {refused}", highlight=False)
+        raise typer.Exit(code=2)
     if not drained:
         console.print(f"[red]error:[/] episodes still unacknowledged in {config.spool_dir}; they upload on the next start")
         raise typer.Exit(code=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from armfarm import __version__
-from armfarm.cli import data, datasets, demo, farm, fleet
+from armfarm.cli import data, datasets, demo, farm, fleet, shield
 from armfarm.cli.algos import algos
 from armfarm.cli.collect import collect
 from armfarm.cli.evaluate import evaluate
@@ -24,6 +24,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(fleet.app, name="fleet")
 app.add_typer(farm.app, name="farm")
+app.add_typer(shield.app, name="shield")
 app.command("algos")(algos)
 app.command("collect")(collect)
 app.command("train")(train)

@@ -64,6 +64,7 @@ from armfarm.fleet.payload import (
     wire_arrays,
 )
 from armfarm.fleet.signing import read_public_key, verify
+from armfarm.shield import Shield, ShieldedPolicy, ShieldError
 
 log = logging.getLogger("armfarm.fleet.client")
 
@@ -100,6 +101,9 @@ class ClientConfig:
             travel in clear text); without it such a server is refused: use https://.
         signing_key: the server's policy signing key (``ed25519:...``, or a file holding it), as the
             robot's registration returned it. None: pin the server's key on first contact.
+        shield: a shield directory (``armfarm shield fit``) that every action passes through. If it
+            cannot be loaded the robot does not move: :meth:`FleetClient.act` raises, naming the problem,
+            while spooled episodes still upload.
     """
 
     server: str
@@ -123,6 +127,7 @@ class ClientConfig:
     max_policy_bytes: int = 256 << 20
     allow_insecure_http: bool = False
     signing_key: str | None = None
+    shield: str | Path | None = None
 
 
 def check_transport(server: str, allow_insecure_http: bool) -> None:
@@ -318,6 +323,14 @@ class FleetClient:
         self.default_behavior = default or make_behavior(
             BehaviorSpec(config.default_behavior, default_noise, config.default_good_fraction), self.env, action_space)
         self.behavior = self.default_behavior  # what acts in the current episode
+        self.guard: ShieldedPolicy | None = None  # the shield around every action, when configured
+        self.shield_error: str | None = None  # why the configured shield could not be loaded
+        if config.shield is not None:
+            try:
+                self.guard = Shield.load(config.shield).wrap(lambda obs: self.behavior(obs))
+            except ShieldError as e:
+                self.shield_error = str(e)
+                log.error("robot %s will not move: its shield cannot be loaded: %s", config.robot_id, e)
         self.adopted: tuple[int, Behavior] | None = None  # the newest published policy that runs here
         self.last_contact: float | None = None  # time.time() of the last answer from the server
         self.last_error: str | None = None  # why the last upload was deferred, until one succeeds
@@ -364,11 +377,41 @@ class FleetClient:
         else:
             self._episode_version, self.behavior = None, self.default_behavior
         self.behavior.reset(rng)
+        self.begin_episode()
 
     def act(self, obs: Any) -> np.ndarray:
         """The action of the current behaviour (the adopted policy plus exploration noise, or the default
-        behaviour) for ``obs`` (a vector or the observation dict). NumPy only."""
-        return self.behavior(obs)
+        behaviour) for ``obs`` (a vector or the observation dict), through the shield when there is one.
+        NumPy only.
+
+        Raises:
+            ShieldError: a shield is configured but could not be loaded; the robot must not move.
+        """
+        if self.shield_error is not None:
+            raise ShieldError(f"robot {self.config.robot_id} does not move: its shield cannot be loaded: "
+                              f"{self.shield_error}")
+        return self.behavior(obs) if self.guard is None else self.guard(obs)
+
+    # The shield's per-step interface (see armfarm.shield.ShieldedPolicy), so episodes record what it did.
+
+    def begin_episode(self) -> None:
+        if self.guard is not None:
+            self.guard.begin_episode()
+
+    def observe(self, reward: float, cost: float) -> None:
+        """The outcome of the step just taken (the shield's watchdog watches it)."""
+        if self.guard is not None:
+            self.guard.observe(reward, cost)
+
+    @property
+    def last_intervention(self) -> int:
+        """The shield layers that changed the last action (bit flags; 0 without a shield)."""
+        return 0 if self.guard is None else self.guard.last_intervention
+
+    @property
+    def stop_reason(self) -> str:
+        """Why the shield's watchdog stopped the episode, or ""."""
+        return "" if self.guard is None else self.guard.stop_reason
 
     __call__ = act  # a client is the behaviour of its own actor
 
@@ -599,13 +642,16 @@ class EpisodeRecorder:
         self._terminated: list[bool] = []
         self._truncated: list[bool] = []
         self._costs: list[float] = []
+        self._interventions: list[int] = []
+        self.stop_reason = ""  # set when the shield's watchdog ends the episode: record no more steps
         self._last: Any = None
 
     def add(self, obs: Any, action: Any, reward: float, terminated: bool = False, truncated: bool = False,
             next_obs: Any = None, cost: float = 0.0) -> None:
         """Record step t: observation o_t, action a_t, reward r_t, cost c_t (damage, >= 0) and whether the
         episode ended there. ``next_obs`` (o_{t+1}) is needed for the last step only; the others take the
-        next step's ``obs``."""
+        next step's ``obs``. With a shield, its watchdog sees every step; when it sets :attr:`stop_reason`
+        the episode ends here (truncated) and the loop must stop, so pass ``next_obs`` on every step."""
         cost = float(cost)
         if not (np.isfinite(cost) and cost >= 0):
             raise ValueError(f"episode {self.episode_id}: cost {cost} must be finite and >= 0")
@@ -615,8 +661,12 @@ class EpisodeRecorder:
         self._actions.append(np.asarray(action, np.float32))
         self._rewards.append(float(reward))
         self._terminated.append(bool(terminated))
-        self._truncated.append(bool(truncated) and not terminated)
         self._costs.append(cost)
+        self._interventions.append(self.client.last_intervention)
+        self.client.observe(float(reward), cost)
+        if self.client.stop_reason and not terminated:
+            truncated, self.stop_reason = True, self.client.stop_reason
+        self._truncated.append(bool(truncated) and not terminated)
         self._last = next_obs
 
     def __enter__(self) -> EpisodeRecorder:
@@ -638,9 +688,9 @@ class EpisodeRecorder:
         self.client.put(RecordedEpisode(
             {"observations": stacked, "actions": np.stack(self._actions), "rewards": np.asarray(self._rewards, np.float32),
              "terminated": np.asarray(self._terminated), "truncated": np.asarray(truncated),
-             "costs": np.asarray(self._costs, np.float32)},
+             "costs": np.asarray(self._costs, np.float32), "interventions": np.asarray(self._interventions, np.uint8)},
             self.episode_id, policy_id=self.policy_id, env_id=self.client.config.env_id or "", seed=self.seed,
-            collector_id=self.client.config.robot_id))
+            collector_id=self.client.config.robot_id, end_reason=self.stop_reason))
 
 
 def _canonical(value: Any) -> Any:

@@ -189,8 +189,12 @@ class ShieldedPolicy:
 
     def __init__(self, policy: Callable[[Any], np.ndarray], shield: Shield):
         self.policy, self.shield = policy, shield
-        self.policy_id = getattr(policy, "policy_id", "")
         self.reset()
+
+    @property
+    def policy_id(self) -> str:
+        """The wrapped policy's id (the shield does not change what is recorded as acting)."""
+        return getattr(self.policy, "policy_id", "")
 
     def reset(self, rng: np.random.Generator | None = None) -> None:
         """Reset the wrapped policy (if it can be) with ``rng``, and start a new episode."""
