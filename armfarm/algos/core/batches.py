@@ -124,7 +124,8 @@ def mc_returns(data: Any, config: Any) -> np.ndarray:
 
 def costs(data: Any, config: Any) -> np.ndarray:
     """The per-transition cost ``c_t >= 0`` the data records (zeros where it records none)."""
-    return np.asarray(data.costs, np.float32)
+    recorded = getattr(data, "costs", None)
+    return np.zeros(len(data.rewards), np.float32) if recorded is None else np.asarray(recorded, np.float32)
 
 
 COLUMNS = {"next_actions": next_actions, "mc_returns": mc_returns, "costs": costs}
