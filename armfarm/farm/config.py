@@ -72,6 +72,16 @@ class FarmConfig:
                                        "by this much on the same seeds", ">= 0")
     confidence: float = _setting(0.9, "evaluation", "confidence of the interval on the paired return difference "
                                  "whose lower end must clear the margin", "0.5 to 0.999")
+    cost_budget: float = _setting(float("inf"), "evaluation", "a candidate is promoted only if its mean evaluated "
+                                  "episode cost is at most this (inf: no cost check)", ">= 0 or inf")
+    shield: bool = _setting(False, "shield", "every robot runs behind a safety shield, refitted from the store "
+                            "after each round (see `armfarm shield fit`)", "true or false")
+    shield_budget: float = _setting(0.5, "shield", "the shield's cost-critic budget: expected discounted cost "
+                                    "above which an action is refused", ">= 0")
+    shield_fallback: str = _setting("stop", "shield", "what acts instead of a refused action", "stop or bc")
+    shield_steps: int = _setting(5000, "shield", "gradient steps of each shield refit", ">= 1")
+    shield_episode_cost_budget: float = _setting(float("inf"), "shield", "the watchdog e-stops an episode whose "
+                                                 "cost passes this (inf: off)", ">= 0 or inf")
 
     host: str = _setting("127.0.0.1", "server", "address the fleet server listens on", "an IP address or localhost")
     port: int = _setting(8765, "server", "TCP port of the fleet server and its /dashboard", "1 to 65535")
@@ -104,6 +114,11 @@ class FarmConfig:
             "eval_seed": self.eval_seed >= 0 and self.eval_seed + self.eval_episodes <= ROBOT_SEED_STRIDE,
             "promotion_margin": self.promotion_margin >= 0,
             "confidence": 0.5 <= self.confidence <= 0.999,
+            "cost_budget": self.cost_budget >= 0,
+            "shield_budget": 0 <= self.shield_budget < float("inf"),
+            "shield_fallback": self.shield_fallback in ("stop", "bc"),
+            "shield_steps": self.shield_steps >= 1,
+            "shield_episode_cost_budget": self.shield_episode_cost_budget >= 0,
             "host": bool(self.host.strip()) and not any(c.isspace() for c in self.host),
             "port": 1 <= self.port <= 65535,
             "max_request_bytes": self.max_request_bytes >= 1024,
@@ -161,12 +176,14 @@ class FarmConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(FarmConfig)}
-_SECTIONS = ["robots", "learner", "algo_config", "evaluation", "server", "supervisor"]
+_SECTIONS = ["robots", "learner", "algo_config", "evaluation", "shield", "server", "supervisor"]
 
 
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, tuple | list):

@@ -3,7 +3,8 @@
 
 For a round in phase ``trained`` it rolls out the candidate (deterministic, no noise) and the live
 policy (or, before any promotion, the robots' default behaviour with its noise) on the farm's
-evaluation seeds, decides with :mod:`armfarm.farm.gate`, publishes a promoted candidate as the newest
+evaluation seeds, behind the farm's current shield when ``[shield]`` is on (as the robots run them),
+decides with :mod:`armfarm.farm.gate` (better return, and evaluated cost within ``cost_budget``), publishes a promoted candidate as the newest
 policy version, and records the decision (phase ``decided``). Publishing is idempotent: a version
 already published for this round (an evaluator killed between publishing and recording) is reused.
 """
@@ -53,8 +54,9 @@ def default_behavior_spec(config):
     return BehaviorSpec(config.default_behavior, config.default_noise, config.default_good_fraction)
 
 
-def evaluate(config, policy: str | Path | None) -> list[float]:
-    """Returns of ``policy`` (a policy file; None: the default behaviour) on the farm's evaluation seeds."""
+def evaluate(config, policy: str | Path | None, shield: Path | None = None):
+    """The :class:`~armfarm.evaluate.rollouts.EvalResult` of ``policy`` (a policy file; None: the default
+    behaviour) on the farm's evaluation seeds, behind ``shield`` when given (as the robots run it)."""
     from armfarm.envs.behavior import BehaviorSpec, make_behavior
     from armfarm.envs.registry import make_env
     from armfarm.evaluate.rollouts import evaluate_policy
@@ -63,8 +65,18 @@ def evaluate(config, policy: str | Path | None) -> list[float]:
     spec = default_behavior_spec(config) if policy is None else BehaviorSpec(str(policy), 0.0)
     behavior = make_behavior(spec, env)
     env.close()
+    if shield is not None:
+        from armfarm.shield import Shield
+
+        behavior = Shield.load(shield).wrap(behavior)
     return evaluate_policy(behavior, config.env, episodes=config.eval_episodes, seed=config.eval_seed,
-                           max_steps=config.max_steps).returns
+                           max_steps=config.max_steps)
+
+
+def eval_block(result, confidence: float) -> dict:
+    """A policy's evaluation as a round records it: the return summary, plus costs and interventions."""
+    return {**summary(result.returns, confidence), "cost_mean": result.cost_mean, "cost_std": result.cost_std,
+            "costs": result.costs, "interventions_mean": result.interventions_mean}
 
 
 def publish(paths: FarmPaths, policy_file: Path, source: str) -> int:
@@ -95,8 +107,9 @@ def decide_round(paths: FarmPaths, config, record: dict) -> dict:
         # killed after promoting this round but before recording it: gate again against what was live before
         earlier = current.get("history", [])[:-1]
         current = {**earlier[-1], "history": earlier} if earlier else None
+    shield = paths.shield if config.shield and paths.shield.exists() else None
     try:
-        candidate_returns = evaluate(config, record["candidate"]["policy"])
+        candidate = evaluate(config, record["candidate"]["policy"], shield)
     except (OSError, ValueError) as e:  # a candidate that cannot run is kept out, not a crash loop
         record = {**record, "phase": DECIDED, "finished_at": now_iso(), "promoted": False,
                   "policy_version": None if current is None else current["version"],
@@ -104,22 +117,24 @@ def decide_round(paths: FarmPaths, config, record: dict) -> dict:
         write_round(paths, record)
         return record
     if current is None:
-        live_name, live_returns = f"the default behaviour ({config.default_behavior})", evaluate(config, None)
+        live_name, baseline = f"the default behaviour ({config.default_behavior})", evaluate(config, None, shield)
     else:
-        live_name, live_returns = f"live v{current['version']}", evaluate(config, current["policy"])
-    decision = decide(candidate_returns, live_returns, live_name, config.promotion_margin, config.confidence)
+        live_name, baseline = f"live v{current['version']}", evaluate(config, current["policy"], shield)
+    decision = decide(candidate.returns, baseline.returns, live_name, config.promotion_margin, config.confidence,
+                      candidate_cost=candidate.cost_mean, cost_budget=config.cost_budget)
     version = None if current is None else current["version"]
     if decision.promoted:
         version = publish(paths, Path(record["candidate"]["policy"]), f"farm round {record['round']}")
         with live_lock(paths):
             set_live(paths, {"version": version, "round": record["round"], "policy": record["candidate"]["policy"],
                              "checkpoint": record["candidate"]["checkpoint"], "promoted_at": now_iso(),
-                             "eval": summary(candidate_returns, config.confidence)})
+                             "eval": eval_block(candidate, config.confidence)})
     record = {**record, "phase": DECIDED, "finished_at": now_iso(), "promoted": decision.promoted,
               "policy_version": version, "reason": decision.reason,
-              "candidate": {**record["candidate"], "eval": summary(candidate_returns, config.confidence)},
-              "baseline": {"name": live_name, "eval": summary(live_returns, config.confidence)},
-              "difference": decision.difference}
+              "candidate": {**record["candidate"], "eval": eval_block(candidate, config.confidence)},
+              "baseline": {"name": live_name, "eval": eval_block(baseline, config.confidence)},
+              "difference": decision.difference, "evaluated_behind_shield": None if shield is None else
+              str(shield.resolve())}
     write_round(paths, record)
     return record
 

@@ -3,8 +3,9 @@
 Both policies are rolled out on the same evaluation seeds (which no robot collects on), so the returns
 pair up episode by episode and the start-state luck cancels out of their difference. The candidate is
 promoted when the lower end of a two-sided ``confidence`` Student-t interval on the mean paired
-difference exceeds the promotion margin; a promotion therefore never lowers the live policy's
-measured mean return on those seeds.
+difference exceeds the promotion margin, and its mean evaluated episode cost is within the farm's
+``cost_budget``; a promotion therefore never lowers the live policy's measured mean return on those
+seeds, and never puts a policy above the cost budget live.
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ class Decision:
     difference: dict
 
 
-def decide(candidate: list[float], live: list[float], live_name: str, margin: float, confidence: float) -> Decision:
-    """Gate a candidate against the live policy (or the default behaviour) on paired returns."""
+def decide(candidate: list[float], live: list[float], live_name: str, margin: float, confidence: float,
+           candidate_cost: float = 0.0, cost_budget: float = float("inf")) -> Decision:
+    """Gate a candidate against the live policy (or the default behaviour) on paired returns; a candidate
+    whose mean evaluated episode cost is above ``cost_budget`` is refused however good its return."""
     if len(candidate) != len(live) or not candidate:
         raise ValueError(f"the candidate and {live_name} need the same evaluation episodes, "
                          f"got {len(candidate)} and {len(live)}")
@@ -50,6 +53,14 @@ def decide(candidate: list[float], live: list[float], live_name: str, margin: fl
     block = {"mean": mean, "ci_low": low, "ci_high": high, "confidence": confidence, "margin": margin}
     text = (f"candidate {np.mean(candidate):.2f} vs {live_name} {np.mean(live):.2f} on the same {len(diff)} seeds; "
             f"paired difference {mean:+.2f}, {confidence:.0%} interval [{low:+.2f}, {high:+.2f}]")
+    if low > margin and candidate_cost > cost_budget:
+        return Decision(False, f"not promoted: unsafe, its evaluated cost {candidate_cost:.3g} per episode is above "
+                        f"the budget {cost_budget:g} (although {text} clears the margin {margin:g})",
+                        {**block, "cost": candidate_cost, "cost_budget": cost_budget})
     if low > margin:
         return Decision(True, f"promoted: {text} clears the margin {margin:g}", block)
+    if candidate_cost > cost_budget:
+        return Decision(False, f"not promoted: {text} does not clear the margin {margin:g}, and its evaluated cost "
+                        f"{candidate_cost:.3g} is above the budget {cost_budget:g}",
+                        {**block, "cost": candidate_cost, "cost_budget": cost_budget})
     return Decision(False, f"not promoted: {text} does not clear the margin {margin:g}", block)

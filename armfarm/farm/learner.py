@@ -7,7 +7,8 @@ the store in commit order, which later uploads never change. The candidate train
 warm-started from the live policy's checkpoint (or from scratch), with checkpoints every
 ``checkpoint_every`` steps. A learner killed mid-round resumes the round from its last checkpoint on
 the same data, so the result is what an uninterrupted round would have given; SIGTERM checkpoints at
-once and exits. When training ends the round passes to the evaluator (phase ``trained``).
+once and exits. With ``[shield]`` the robots' shield is then refitted on the whole store. When training
+ends the round passes to the evaluator (phase ``trained``).
 """
 
 from __future__ import annotations
@@ -99,6 +100,11 @@ def train_round(paths: FarmPaths, config, store, record: dict, stop: threading.E
         record = {**record, "warm_start_from": None, "warm_start_skipped": str(e)}
         write_round(paths, record)
         summary = train(config.algo, store.path, paths.run_dir(record["round"]), **kwargs)
+    if config.shield:  # the robots' shield learns from the same growing store, once per round
+        from armfarm.farm.shielding import refit
+
+        shield = refit(paths, config, store.path, record["round"])
+        record = {**record, "shield": None if shield is None else str(shield)}
     record = {**record, "phase": TRAINED, "trained_at": now_iso(),
               "candidate": {**record["candidate"], "policy": str(paths.run_dir(record["round"]) / "policy.npz"),
                             "checkpoint": str(paths.run_dir(record["round"]) / "checkpoints" / f"step_{config.gradient_steps}"),

@@ -53,6 +53,7 @@ def run_robot(farm_dir: str, robot_id: str) -> int:
         default_fraction=config.default_fraction, noise=config.noise,
         seed=(index + 1) * farm_config.ROBOT_SEED_STRIDE, max_steps=config.max_steps,
         control_hz=config.control_hz, policy_poll_s=config.policy_poll_s, backoff_max_s=5.0,
+        shield=paths.shield if config.shield else None,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -88,6 +88,8 @@ class FarmPaths:
         self.robot_states = self.state / "robots"
         self.learner = self.state / "learner.json"
         self.logs = self.root / "logs"
+        self.shield = self.root / "shield"  # a link to the current shield directory under shields/
+        self.shields = self.root / "shields"
 
     def round_dir(self, index: int) -> Path:
         return self.rounds / f"round_{index:04d}"

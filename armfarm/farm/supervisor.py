@@ -63,7 +63,8 @@ class FarmReport:
 
 
 def prepare(paths: FarmPaths, config) -> None:
-    """Create the store (bound to the environment's spaces), the admin token and every robot's token."""
+    """Create the store (bound to the environment's spaces), the admin token, every robot's token and, with
+    ``[shield]``, the initial shield."""
     from armfarm.data import EpisodeStore, StoreSpec
     from armfarm.envs.registry import make_env
     from armfarm.fleet.admin import write_token
@@ -82,6 +83,10 @@ def prepare(paths: FarmPaths, config) -> None:
     load_or_create_admin_token(paths.admin_token)
     registry = Registry(store, paths.signing_key)
     paths.signing_pub.write_text(registry.signing_key + "\n")
+    if config.shield:
+        from armfarm.farm.shielding import ensure_initial_shield
+
+        ensure_initial_shield(paths, config, spec)
     for robot_id in robot_ids(config.robots):
         if paths.token(robot_id).is_file():
             continue

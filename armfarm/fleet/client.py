@@ -325,12 +325,8 @@ class FleetClient:
         self.behavior = self.default_behavior  # what acts in the current episode
         self.guard: ShieldedPolicy | None = None  # the shield around every action, when configured
         self.shield_error: str | None = None  # why the configured shield could not be loaded
-        if config.shield is not None:
-            try:
-                self.guard = Shield.load(config.shield).wrap(lambda obs: self.behavior(obs))
-            except ShieldError as e:
-                self.shield_error = str(e)
-                log.error("robot %s will not move: its shield cannot be loaded: %s", config.robot_id, e)
+        self._shield_source: Path | None = None  # the directory the guard was loaded from
+        self._load_shield()
         self.adopted: tuple[int, Behavior] | None = None  # the newest published policy that runs here
         self.last_contact: float | None = None  # time.time() of the last answer from the server
         self.last_error: str | None = None  # why the last upload was deferred, until one succeeds
@@ -394,7 +390,23 @@ class FleetClient:
 
     # The shield's per-step interface (see armfarm.shield.ShieldedPolicy), so episodes record what it did.
 
+    def _load_shield(self) -> None:
+        """Load the configured shield, or reload it when the path now resolves elsewhere (a farm moves its
+        ``shield`` link after each refit). A shield that fails to load stops the robot (see :meth:`act`)."""
+        if self.config.shield is None:
+            return
+        source = Path(self.config.shield).resolve()
+        if source == self._shield_source and self.shield_error is None:
+            return
+        try:
+            self.guard = Shield.load(source).wrap(lambda obs: self.behavior(obs))
+            self._shield_source, self.shield_error = source, None
+        except ShieldError as e:
+            self.guard, self.shield_error = None, str(e)
+            log.error("robot %s will not move: its shield cannot be loaded: %s", self.config.robot_id, e)
+
     def begin_episode(self) -> None:
+        self._load_shield()
         if self.guard is not None:
             self.guard.begin_episode()
 

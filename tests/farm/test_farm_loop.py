@@ -77,3 +77,36 @@ def test_a_second_run_on_one_farm_is_refused_naming_the_holder(tmp_path):
         code, _, err = finish(first)
     assert code == 0, err[-2000:]
     check_nothing_lost(farm)
+
+
+def test_a_shielded_farm_refits_the_shield_each_round_and_gates_on_cost(tmp_path):
+    from armfarm.data import EpisodeStore
+    from armfarm.shield import Shield
+
+    farm = tmp_path / "farm"
+    make_farm(farm, robots=2)  # the fast maze settings, then the damage task and the shield on top
+    from armfarm.farm.config import init
+
+    init(farm, "armfarm/ReacherFragile-v0", robots=2, algo="bc", overwrite=True, overrides={
+        "default_behavior": "random", "episodes_per_round": "12", "gradient_steps": "500", "steps_per_call": "250",
+        "checkpoint_every": "500", "algo_config.hidden": "32,32", "eval_episodes": "4", "policy_poll_s": "0.5",
+        "shield": "true", "shield_steps": "300", "cost_budget": "2.0", "backoff_s": "0.2", "backoff_max_s": "1.0",
+        "port": str(__import__("farmlib").free_port())})
+    code, out, err = finish(start(farm, "--rounds", "2"))
+    assert code == 0, err[-3000:]
+    paths = FarmPaths(farm)
+    newest = max(paths.shields.glob("round_*"))  # the learner may have trained a round past the last decided
+    assert paths.shield.is_symlink() and paths.shield.resolve() == newest.resolve() and newest.name >= "round_0001"
+    assert Shield.load(paths.shield).config.support.enabled  # refitted: all four layers
+    records = [json.loads((paths.round_file(i)).read_text()) for i in (0, 1)]
+    for r in records:
+        assert r["shield"] == str(paths.shields / f"round_{r['round']:04d}")
+        evaluation = r["candidate"]["eval"]
+        assert {"cost_mean", "costs", "interventions_mean"} <= set(evaluation) and r["evaluated_behind_shield"]
+        if evaluation["cost_mean"] > 2.0:
+            assert not r["promoted"] and "budget 2" in r["reason"]
+    store = EpisodeStore(paths.store)
+    info = store.info()
+    assert info["costs"]["max"] > 0  # the random default behaviour breaks things, and the store records it
+    assert info["safety"]["interventions"] > 0  # robots ran behind the refitted shield, which acted
+    check_nothing_lost(farm)

@@ -35,3 +35,16 @@ def test_interval_matches_student_t():
     assert high - mean == pytest.approx(3.182446 * np.std([1, 2, 3, 4], ddof=1) / 2, rel=1e-5)
     with pytest.raises(ValueError, match="same evaluation episodes"):
         decide([1.0], [1.0, 2.0], "live", 0.0, 0.9)
+
+
+def test_a_better_but_unsafe_candidate_is_refused_with_that_reason():
+    live = [10.0, 20.0, 30.0, 40.0]
+    better = [x + 5.0 for x in live]
+    unsafe = decide(better, live, "live v1", 0.0, 0.9, candidate_cost=12.0, cost_budget=10.0)
+    assert not unsafe.promoted and unsafe.reason.startswith("not promoted: unsafe")
+    assert "12" in unsafe.reason and "budget 10" in unsafe.reason and unsafe.difference["cost"] == 12.0
+    within = decide(better, live, "live v1", 0.0, 0.9, candidate_cost=10.0, cost_budget=10.0)
+    assert within.promoted  # at the budget is within it
+    assert decide(better, live, "live v1", 0.0, 0.9, candidate_cost=1e6).promoted  # no budget: cost is not gated
+    worse = decide(live, better, "live v1", 0.0, 0.9, candidate_cost=12.0, cost_budget=10.0)
+    assert not worse.promoted and "above the budget" in worse.reason
