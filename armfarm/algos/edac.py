@@ -56,8 +56,12 @@ class EDACConfig(ConfigBase):
     log_std_max: float = param(2.0, "upper clip of the actor's log-std")
     normalize_obs: bool = param(False, "standardise observations with the data's mean and std")
     init: str = param("torch", "weight initialiser: torch, lecun or orthogonal")
+    critic_dropout: float = param(0.0, "dropout rate after each hidden layer of the critics in their TD loss "
+                                       "(0: none, the paper's)")
 
     def _validate(self) -> None:
+        if not 0.0 <= self.critic_dropout < 1.0:
+            raise ValueError("critic_dropout must be in [0, 1)")
         if self.num_critics < 2:
             raise ValueError("num_critics must be >= 2 (the similarity term compares pairs)")
         if self.eta < 0 or self.init_alpha <= 0:
@@ -94,7 +98,9 @@ def update(config: EDACConfig, state: AgentState, batch: dict) -> tuple[AgentSta
     """One SAC-N / EDAC step (critics, actor, temperature, targets). Pure; jit-able."""
     b = preprocess(state, batch, config.normalize_obs)
     obs, act, next_obs = b["observations"], b["actions"], b["next_observations"]
-    key, (k_next, k_pi) = split_key(state["key"], 2)
+    key, keys = split_key(state["key"], 3 if config.critic_dropout > 0 else 2)
+    k_next, k_pi = keys[:2]
+    k_dropout = keys[2] if config.critic_dropout > 0 else None
     entropy_target = sac_core.target_entropy(config, act.shape[1])
     alpha = jnp.exp(state["log_alpha"]["params"])
 
@@ -107,7 +113,7 @@ def update(config: EDACConfig, state: AgentState, batch: dict) -> tuple[AgentSta
         SAC's actor and temperature losses on the ensemble's minimum."""
         actor_loss, alpha_loss, _, _, pi_log_prob = sac_core.actor_and_temperature_losses(
             config, params, obs, k_pi, alpha, entropy_target)
-        q = critic_ensemble_apply(params["critic"], obs, act)  # [N, B]
+        q = critic_ensemble_apply(params["critic"], obs, act, config.critic_dropout, k_dropout)  # [N, B]
         td = jnp.sum(jnp.mean(jnp.square(q - y), axis=1))
         metrics = {"actor_loss": actor_loss, "alpha_loss": alpha_loss, "alpha": alpha,
                    "entropy": -jnp.mean(pi_log_prob), "q_mean": jnp.mean(q), "q_std": jnp.mean(jnp.std(q, axis=0)),

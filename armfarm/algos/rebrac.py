@@ -54,6 +54,8 @@ class ReBRACConfig(ConfigBase):
     hidden: tuple[int, ...] = param((256, 256, 256), "hidden layer widths of the actor")
     critic_hidden: tuple[int, ...] = param((256, 256, 256), "hidden layer widths of each critic")
     critic_layer_norm: bool = param(True, "LayerNorm after each hidden layer of the critics")
+    critic_dropout: float = param(0.0, "dropout rate after each hidden layer of the critics in their TD loss "
+                                       "(0: none, the paper's)")
     num_critics: int = param(2, "critics in the ensemble; targets and the actor use their minimum")
     batch_size: int = param(1024, "transitions per gradient step")
     actor_lr: float = param(1e-3, "Adam learning rate of the actor")
@@ -70,6 +72,8 @@ class ReBRACConfig(ConfigBase):
     init: str = param("lecun", "weight initialiser: lecun, torch or orthogonal")
 
     def _validate(self) -> None:
+        if not 0.0 <= self.critic_dropout < 1.0:
+            raise ValueError("critic_dropout must be in [0, 1)")
         if self.policy_freq < 1 or self.num_critics < 1:
             raise ValueError("policy_freq and num_critics must be >= 1")
         if min(self.actor_bc_coef, self.critic_bc_coef, self.policy_noise, self.noise_clip) < 0:
@@ -109,7 +113,8 @@ def update(config: ReBRACConfig, state: AgentState, batch: dict) -> tuple[AgentS
     next_data_act = jnp.clip((jnp.asarray(batch["next_actions"], jnp.float32) - norm["act_center"])
                              / norm["act_half_range"], -1.0, 1.0)
     obs, act, next_obs = b["observations"], b["actions"], b["next_observations"]
-    key, (k_noise,) = split_key(state["key"], 1)
+    key, keys = split_key(state["key"], 2 if config.critic_dropout > 0 else 1)
+    k_noise, k_dropout = keys[0], (keys[1] if config.critic_dropout > 0 else None)
     actor, critic = state["actor"], state["critic"]
 
     # ---- critic target: smoothed target action, minus the critic's BC penalty (Eq. 3)
@@ -121,7 +126,7 @@ def update(config: ReBRACConfig, state: AgentState, batch: dict) -> tuple[AgentS
 
     def critic_loss_fn(params):
         """Squared TD error towards the penalised target (Tarasov et al. 2023, Eq. 3), summed over critics."""
-        q = critic_ensemble_apply(params, obs, act)
+        q = critic_ensemble_apply(params, obs, act, config.critic_dropout, k_dropout)
         return jnp.sum(jnp.mean(jnp.square(q - y), axis=1)), q
 
     (critic_loss, q), grads = jax.value_and_grad(critic_loss_fn, has_aux=True)(critic["params"])

@@ -163,14 +163,26 @@ def member(params: Params, i: int) -> Params:
     return jax.tree.map(lambda leaf: leaf[i], params)
 
 
-def critic_apply(params: Params, obs: jax.Array, act: jax.Array, activation: Activation = jax.nn.relu) -> jax.Array:
+def dropout(h: jax.Array, rate: float, key: jax.Array | None) -> jax.Array:
+    """Inverted dropout (Srivastava et al. 2014): zero each unit with probability ``rate`` and scale the
+    rest by ``1 / (1 - rate)``; the identity when ``rate`` is 0 or there is no ``key`` (evaluation)."""
+    if rate <= 0.0 or key is None:
+        return h
+    keep = jax.random.bernoulli(key, 1.0 - rate, h.shape)
+    return jnp.where(keep, h / (1.0 - rate), 0.0)
+
+
+def critic_apply(params: Params, obs: jax.Array, act: jax.Array, activation: Activation = jax.nn.relu,
+                 dropout_rate: float = 0.0, key: jax.Array | None = None) -> jax.Array:
     """``Q(s, a)`` for ``obs[B, d]`` and ``act[B, a]`` -> ``[B]``, or ``act[B, M, a]`` -> ``[B, M]``.
 
     The first layer is split as ``s @ W_s + a @ W_a + b``: with ``M`` actions per state (CQL's sampled
     actions) the state half is computed once per state and broadcast, and no ``concat`` is built. The
     hidden layers then run on a flat ``[B * M, H]`` matrix (plain 2-D matmuls are markedly faster on
-    XLA:CPU than matmuls with extra batch dimensions).
+    XLA:CPU than matmuls with extra batch dimensions). With ``dropout_rate`` and a ``key``, dropout follows
+    every hidden layer's activation (a training-mode pass, as DroQ's critics use; Hiraoka et al. 2022).
     """
+    keys = [None] * len(params) if key is None else list(jax.random.split(key, len(params)))
     obs_dim = obs.shape[-1]
     w0, b0 = params[0]["w"], params[0]["b"]
     out_shape = act.shape[:-1]
@@ -180,9 +192,9 @@ def critic_apply(params: Params, obs: jax.Array, act: jax.Array, activation: Act
         h = (hs[:, None, :] + ha.reshape(*out_shape, -1)).reshape(ha.shape)
     else:
         h = hs + ha
-    h = _hidden(params[0], h, activation)
-    for layer in params[1:-1]:
-        h = _hidden(layer, h @ layer["w"] + layer["b"], activation)
+    h = dropout(_hidden(params[0], h, activation), dropout_rate, keys[0])
+    for i, layer in enumerate(params[1:-1], start=1):
+        h = dropout(_hidden(layer, h @ layer["w"] + layer["b"], activation), dropout_rate, keys[i])
     return (h @ params[-1]["w"] + params[-1]["b"]).reshape(out_shape)
 
 
@@ -199,6 +211,13 @@ def init_critic_ensemble(
     return init_ensemble(rng, num, (obs_dim + act_dim, *hidden, 1), init, layer_norm=layer_norm)
 
 
-def critic_ensemble_apply(params: Params, obs: jax.Array, act: jax.Array) -> jax.Array:
-    """All members of a critic ensemble as one vmapped computation -> ``[num, B]`` (or ``[num, B, M]``)."""
-    return jax.vmap(critic_apply, in_axes=(0, None, None))(params, obs, act)
+def critic_ensemble_apply(params: Params, obs: jax.Array, act: jax.Array, dropout_rate: float = 0.0,
+                          key: jax.Array | None = None) -> jax.Array:
+    """All members of a critic ensemble as one vmapped computation -> ``[num, B]`` (or ``[num, B, M]``);
+    with ``dropout_rate`` and a ``key``, each member draws its own dropout masks."""
+    if dropout_rate <= 0.0 or key is None:
+        return jax.vmap(critic_apply, in_axes=(0, None, None))(params, obs, act)
+    num = jax.tree.leaves(params)[0].shape[0]
+    keys = jax.random.split(key, num)
+    fn = lambda p, k: critic_apply(p, obs, act, jax.nn.relu, dropout_rate, k)  # noqa: E731
+    return jax.vmap(fn)(params, keys)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import jax
 import numpy as np
 import pytest
 from algo_testlib import (
@@ -14,6 +15,8 @@ from algo_testlib import (
     assert_trees_bitwise_equal,
     check_algorithm,
     random_dataset,
+    small_config,
+    train,
 )
 
 from armfarm.algos import (
@@ -147,3 +150,36 @@ def test_cql_lagrange_variant(tmp_path):
         state, metrics = fn(state, b)
     assert float(metrics["alpha_prime"]) < 1.0
     assert float(metrics["cql_gap"]) * config.cql_alpha < config.target_action_gap
+
+
+def test_critic_dropout_masks_units_in_training_and_is_off_without_a_key():
+    import jax
+    import jax.numpy as jnp
+
+    from armfarm.nets.mlp import critic_ensemble_apply, init_critic_ensemble
+
+    one = init_critic_ensemble(0, 1, 4, 2, (64, 64))
+    params = jax.tree.map(lambda leaf: jnp.concatenate([leaf, leaf, leaf]), one)  # three identical members
+    obs, act = jnp.ones((128, 4)), jnp.zeros((128, 2))
+    plain = critic_ensemble_apply(params, obs, act)
+    assert jnp.array_equal(plain, critic_ensemble_apply(params, obs, act, 0.5, None))  # evaluation: no dropout
+    assert jnp.array_equal(plain, critic_ensemble_apply(params, obs, act, 0.0, jax.random.key(0)))
+    dropped = critic_ensemble_apply(params, obs, act, 0.5, jax.random.key(0))
+    assert not jnp.allclose(dropped, plain)
+    assert not jnp.allclose(dropped[0], dropped[1])  # each member draws its own masks
+    again = critic_ensemble_apply(params, obs, act, 0.5, jax.random.key(0))
+    assert jnp.array_equal(dropped, again)  # the masks come from the key: a resumed run repeats them
+
+
+@pytest.mark.parametrize("name", ["rebrac", "edac"])
+def test_critic_dropout_trains_deterministically_and_changes_training(name):
+    algo = get_algorithm(name)
+    ds = random_dataset(n=256, obs_dim=3, act_dim=2)
+    stats = DatasetStats.from_dataset(ds)
+    with_dropout = small_config(algo, hidden=(16, 16), critic_dropout=0.1, batch_size=32)
+    a, _ = train(algo, with_dropout, stats, ds, steps=50, chunk=50)
+    b, _ = train(algo, with_dropout, stats, ds, steps=50, chunk=50)
+    assert_trees_bitwise_equal(a, b)
+    c, _ = train(algo, dataclasses.replace(with_dropout, critic_dropout=0.0), stats, ds, steps=50, chunk=50)
+    pairs = zip(jax.tree.leaves(a["critic"]["params"]), jax.tree.leaves(c["critic"]["params"]), strict=True)
+    assert not all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in pairs)
