@@ -61,7 +61,7 @@ NAME = "iqllag"
 class IQLLagConfig(IQLConfig):
     """IQL's hyperparameters (Kostrikov et al. 2021) plus the cost budget and the Lagrange multiplier's."""
 
-    cost_budget: float = param(10.0, "episode cost budget B (OSRL's default threshold for its benchmarks is 10-40)")
+    cost_budget: float = param(10.0, "episode cost budget B: the policy's expected episode cost is kept near or below it")
     episode_length: int = param(1000, "episode length T used to turn B into the per-step threshold kappa")
     cost_expectile: float = param(0.5, "expectile of the cost value (0.5: the data's mean cost-to-go)")
     lagrange_lr: float = param(0.01, "dual-ascent step eta of the multiplier lambda")

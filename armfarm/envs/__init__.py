@@ -6,8 +6,9 @@
   (:mod:`armfarm.envs.fragile`).
 
 Each reports a per-step ``info["cost"]`` (Safety-Gymnasium's convention), which armfarm records.
-The velocity tasks have a default cost budget of 20 per 1000-step episode, the middle one of the three
-thresholds (10, 20, 40) DSRL evaluates them at; normalised cost is the mean episode cost over it.
+The velocity tasks have a default cost budget of 20 per 1000-step episode (armfarm's choice, in the
+range of the thresholds offline safe-RL benchmarks evaluate these tasks at; pass ``--cost-budget`` to
+match a benchmark's); normalised cost is the mean episode cost over the budget (DSRL's measure).
 """
 
 import gymnasium as gym
