@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from armfarm.shield import CostCritic, Limits, ShieldConfig, Support, Watchdog
+from armfarm.shield.runtime import unfitted_models
 
 
 def write_shield(directory: Path, obs_dim: int, act_dim: int, low: float = -1.0, high: float = 1.0,
@@ -16,11 +17,9 @@ def write_shield(directory: Path, obs_dim: int, act_dim: int, low: float = -1.0,
     critic is ``Q_c = cost_weight * u_0``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    critic = np.zeros((obs_dim + act_dim, 1))
-    critic[obs_dim, 0] = cost_weight
-    np.savez(directory / "weights.npz", obs_mean=np.zeros(obs_dim), obs_std=np.ones(obs_dim),
-             **{"behavior.w0": np.zeros((obs_dim, 2 * act_dim)), "behavior.b0": np.zeros(2 * act_dim),
-                "cost_critic.w0": critic, "cost_critic.b0": np.zeros(1)})
+    models = unfitted_models(obs_dim, act_dim)
+    models["cost_critic.w0"][obs_dim, 0] = cost_weight
+    np.savez(directory / "weights.npz", **models)
     ShieldConfig(obs_dim, act_dim, [low] * act_dim, [high] * act_dim, fallback=fallback, limits=limits,
                  support=support, cost=CostCritic(budget=budget), watchdog=watchdog).save(directory)
     return directory

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from armfarm.data.errors import DataError
-from armfarm.data.schema import StoreSpec
+from armfarm.data.schema import StoreSpec, check_costs
 from armfarm.data.shards import ShardReader
 from armfarm.data.store import EpisodeRecord, EpisodeStore
 
@@ -270,10 +270,8 @@ class TransitionDataset(_Sampler):
                 )
             if not np.isfinite(a).all():
                 raise DataError("contains NaN or inf", field=name, hint="drop or repair those transitions")
-        if (arrays["costs"] < 0).any():
-            raise DataError("has negative values; costs must be >= 0", field="costs",
-                            hint="a cost counts damage, so it is never negative")
-        for name in ("rewards", "terminals", "timeouts", "costs"):
+        check_costs(arrays["costs"], None, n)
+        for name in ("rewards", "terminals", "timeouts"):
             if arrays[name].ndim != 1:
                 raise DataError(
                     f"must be 1-D, got shape {arrays[name].shape}", field=name, hint="pass (N,) arrays"

@@ -528,7 +528,7 @@ class EpisodeStore:
                         path=self.path,
                     )
                 con.executemany(
-                    f"INSERT INTO episodes ({_INSERT_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+                    f"INSERT INTO episodes ({_INSERT_COLUMNS}) VALUES ({', '.join('?' * len(rows[0]))})",
                     rows,
                 )
                 con.executemany(

@@ -38,6 +38,8 @@ def point_to(paths: FarmPaths, target: Path) -> None:
 def ensure_initial_shield(paths: FarmPaths, config, spec) -> None:
     """Give the farm a shield before any data exists: hard limits and the watchdog only."""
     from armfarm.shield import CostCritic, ShieldConfig, Support
+    from armfarm.shield.config import WEIGHTS_FILE
+    from armfarm.shield.runtime import unfitted_models
 
     if paths.shield.exists():
         return
@@ -46,9 +48,7 @@ def ensure_initial_shield(paths: FarmPaths, config, spec) -> None:
     high = spec.action.high if spec.action.high is not None else [1.0] * act_dim
     target = paths.shields / "initial"
     target.mkdir(parents=True, exist_ok=True)
-    zeros = {"behavior.w0": np.zeros((obs_dim, 2 * act_dim)), "behavior.b0": np.zeros(2 * act_dim),
-             "cost_critic.w0": np.zeros((obs_dim + act_dim, 1)), "cost_critic.b0": np.zeros(1)}
-    np.savez(target / "weights.npz", obs_mean=np.zeros(obs_dim), obs_std=np.ones(obs_dim), **zeros)
+    np.savez(target / WEIGHTS_FILE, **unfitted_models(obs_dim, act_dim))
     ShieldConfig(obs_dim, act_dim, list(np.ravel(low).astype(float)), list(np.ravel(high).astype(float)),
                  fallback="stop", support=Support(enabled=False), cost=CostCritic(enabled=False),
                  watchdog=watchdog(config), provenance={"fitted": False}).save(target)

@@ -39,6 +39,15 @@ def describe_interventions(flags: int) -> list[str]:
     return [name for bit, name in LAYER_NAMES.items() if flags & bit]
 
 
+def unfitted_models(obs_dim: int, act_dim: int) -> dict[str, np.ndarray]:
+    """``weights.npz`` arrays of a shield fitted on nothing: identity normalisation, a behaviour model
+    N(0, 1) in scaled action units and a cost critic of 0 (for shields whose support gate and cost critic
+    are off, or whose models are set by hand)."""
+    return {"obs_mean": np.zeros(obs_dim), "obs_std": np.ones(obs_dim),
+            "behavior.w0": np.zeros((obs_dim, 2 * act_dim)), "behavior.b0": np.zeros(2 * act_dim),
+            "cost_critic.w0": np.zeros((obs_dim + act_dim, 1)), "cost_critic.b0": np.zeros(1)}
+
+
 def mlp_forward(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
     """A ReLU MLP (no activation after the last layer) in NumPy."""
     for w, b in layers[:-1]:

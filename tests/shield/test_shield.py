@@ -26,6 +26,7 @@ from armfarm.shield import (
     describe_interventions,
 )
 from armfarm.shield.fit import fit_shield
+from armfarm.shield.runtime import unfitted_models
 
 OBS, ACT = 2, 2
 
@@ -34,11 +35,8 @@ def hand_shield(limits=Limits(), support=Support(threshold=0.5 * 0.8**2), cost=C
                 watchdog=Watchdog(), fallback="stop") -> Shield:
     """A shield with hand-set models over actions in [-2, 2]: the behaviour model is N(0, 1) in scaled units
     (score 0.5 |u|^2), and the cost critic is Q_c = u_0 (the first action dimension, scaled)."""
-    arrays = {
-        "obs_mean": np.zeros(OBS), "obs_std": np.ones(OBS),
-        "behavior.w0": np.zeros((OBS, 2 * ACT)), "behavior.b0": np.zeros(2 * ACT),
-        "cost_critic.w0": np.array([[0.0], [0.0], [1.0], [0.0]]), "cost_critic.b0": np.zeros(1),
-    }
+    arrays = unfitted_models(OBS, ACT)
+    arrays["cost_critic.w0"][OBS, 0] = 1.0
     config = ShieldConfig(OBS, ACT, [-2.0, -2.0], [2.0, 2.0], fallback=fallback, limits=limits, support=support,
                           cost=cost, watchdog=watchdog)
     return Shield(config, arrays)
@@ -163,8 +161,7 @@ def test_a_damaged_shield_directory_is_refused_with_the_file_named(tmp_path, dam
     directory = tmp_path / "shield"
     directory.mkdir()
     shield.config.save(directory)
-    arrays = {"obs_mean": np.zeros(OBS), "obs_std": np.ones(OBS), "behavior.w0": np.zeros((OBS, 2 * ACT)),
-              "behavior.b0": np.zeros(2 * ACT), "cost_critic.w0": np.zeros((OBS + ACT, 1)), "cost_critic.b0": np.zeros(1)}
+    arrays = unfitted_models(OBS, ACT)
     np.savez(directory / "weights.npz", **arrays)
     Shield.load(directory)  # intact, it loads
     config = json.loads((directory / "shield.json").read_text())
