@@ -62,12 +62,17 @@ def collect(
     seed: int = 0,
     collector_id: str = "collector",
     on_progress: Callable[[int], None] | None = None,
+    ray_address: str | None = None,
+    index_url: str | None = None,
 ) -> CollectReport:
-    """Collect ``episodes`` episodes of ``spec`` in ``env_id`` with ``workers`` processes.
+    """Collect ``episodes`` episodes of ``spec`` in ``env_id`` with ``workers`` processes, or with
+    ``workers`` Ray actors spread over the cluster at ``ray_address`` (see
+    :mod:`armfarm.launch.ray_collect`: ``local`` starts Ray on this machine).
 
-    The store is created if it does not exist. ``on_progress(n)`` is called as batches of ``n``
-    episodes become durable. Raises ``RuntimeError`` naming the worker if any worker fails;
-    batches written before the failure stay in the store.
+    The store is created if it does not exist (with its index at ``index_url``: SQLite by default, or a
+    ``postgresql://`` URL, which a store shared by many machines needs). ``on_progress(n)`` is called as
+    batches of ``n`` episodes become durable. Raises ``RuntimeError`` naming the worker if any worker
+    fails; batches written before the failure stay in the store.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -76,13 +81,22 @@ def collect(
     env = make_env(env_id)  # fail fast, in this process, on an unknown id
     store_spec = StoreSpec.from_gymnasium(env.observation_space, env.action_space)  # records action bounds
     env.close()
-    store = EpisodeStore(store_path, create=True, spec=store_spec)
+    store = EpisodeStore(store_path, create=True, spec=store_spec, index_url=index_url)
     if not store.provenance.get("collection"):
         store.set_provenance(
             {"collection": {"env_id": env_id, "behavior": spec.policy, "noise": spec.noise,
                             "good_fraction": spec.good_fraction, "seed": seed, "armfarm_version": __version__}}
         )
     workers = min(workers, episodes)
+    if ray_address is not None:
+        from armfarm.launch.ray_collect import collect_on_ray
+
+        collection = collect_on_ray(env_id, store, spec, episodes, workers, seed, collector_id, ray_address,
+                                    on_progress)
+        mine = [r for r in store.snapshot() if r.episode_id.startswith(collection + "-")]
+        return CollectReport(episodes=len(mine), transitions=sum(r.length for r in mine),
+                             return_mean=float(np.mean([r.episode_return for r in mine])),
+                             return_std=float(np.std([r.episode_return for r in mine])))
     context = mp.get_context("spawn")
     results = context.Queue()
     args = (workers, env_id, str(store_path), spec, episodes, seed, collector_id, results)

@@ -2,6 +2,7 @@
 
     python benchmarks/farm_soak.py soak --minutes 60 --robots 8 --out soak_out
     python benchmarks/farm_soak.py latency FARM_DIR
+    python benchmarks/farm_soak.py damage --minutes 10 --robots 4 --out damage_out
 
 ``soak`` runs ``armfarm farm run`` for ``--minutes`` while this script SIGKILLs a random component
 (server, learner, evaluator or a robot) every 1-3 minutes. It samples which robots are alive every
@@ -12,6 +13,13 @@ JSON (``OUT/soak.json``) and as a Markdown block for BENCHMARKS.md.
 ``latency`` reads a farm directory and reports, per promoted round, the time from the acknowledgement
 of the newest episode that round trained on to (a) the promoted version's publication and (b) the end
 of the first episode a robot recorded with it.
+
+``damage`` is the compressed "days of unattended practice": the farm on ``armfarm/ReacherFragile-v0``
+(robots as fast as the simulator, IQL trained for reward only each round, a random default behaviour on
+``default_fraction`` of the episodes) run twice for ``--minutes``, without and with ``[shield]`` (refitted
+each round, ``min-cost`` fallback, the watchdog e-stopping an episode after ``--episode-cost-budget``
+damage events). It reports, per arm, the damage events (the store's summed costs) per 100k robot steps,
+overall and after the first promotion, interventions and e-stops, as ``OUT/damage.json``.
 """
 
 from __future__ import annotations
@@ -185,6 +193,57 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+DAMAGE_SETTINGS = {
+    "default_behavior": "random", "default_fraction": "0.1", "noise": "0.1", "episodes_per_round": "100",
+    "gradient_steps": "3000", "checkpoint_every": "1000", "eval_episodes": "10", "policy_poll_s": "2.0",
+}
+
+
+def damage_arm(farm: Path, minutes: float, robots: int, port: int, shielded: bool, episode_cost_budget: float) -> dict:
+    overrides = {**DAMAGE_SETTINGS, "port": str(port)}
+    if shielded:
+        overrides |= {"shield": "true", "shield_fallback": "min-cost", "shield_steps": "3000",
+                      "shield_episode_cost_budget": str(episode_cost_budget)}
+    init(farm, "armfarm/ReacherFragile-v0", robots=robots, algo="iql", overrides=overrides)
+    paths = FarmPaths(farm)
+    with open(farm.parent / f"{farm.name}.out", "w") as log:
+        code = subprocess.run([sys.executable, "-m", "armfarm.cli.main", "farm", "run", str(farm), "--minutes",
+                               str(minutes)], stdout=log, stderr=subprocess.STDOUT).returncode
+    store = EpisodeStore(paths.store)
+    records = sorted(store.snapshot(), key=lambda r: r.created_at)
+    decided = [r for r in rounds(paths) if r.get("phase") == "decided"]
+    first_live = min((rec.created_at for rec in records if rec.policy_id.split(":")[0].startswith("v")), default=None)
+
+    def rate(recs) -> dict:
+        steps = sum(r.length for r in recs)
+        events = sum(r.cost_return for r in recs)
+        return {"episodes": len(recs), "steps": steps, "damage_events": events,
+                "damage_per_100k_steps": None if not steps else events / steps * 1e5,
+                "interventions": sum(r.interventions for r in recs),
+                "estops": sum(1 for r in recs if r.end_reason)}
+
+    return {"exit_code": code, "shielded": shielded, "minutes": minutes, "robots": robots,
+            "rounds_decided": len(decided), "promotions": sum(1 for r in decided if r["promoted"]),
+            "all": rate(records),
+            "after_first_promotion": rate([r for r in records if first_live and r.created_at >= first_live]),
+            "candidates": [{"round": r["round"], "return": r["candidate"]["eval"]["return_mean"],
+                            "cost": r["candidate"]["eval"].get("cost_mean"), "promoted": r["promoted"],
+                            "reason": r.get("reason")} for r in decided],
+            "data_check_ok": check_store(paths.store).ok}
+
+
+def damage(minutes: float, robots: int, out: Path, port: int, episode_cost_budget: float) -> dict:
+    result = {"task": "armfarm/ReacherFragile-v0", "settings": DAMAGE_SETTINGS, "arms": {}}
+    for name, shielded in (("unshielded", False), ("shielded", True)):
+        farm = out / name
+        if farm.exists():
+            raise SystemExit(f"{farm} exists; choose another --out")
+        result["arms"][name] = damage_arm(farm, minutes, robots, port, shielded, episode_cost_budget)
+        print(json.dumps(result["arms"][name]), flush=True)
+        (out / "damage.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -196,8 +255,17 @@ def main() -> None:
     s.add_argument("--seed", type=int, default=0)
     lat = sub.add_parser("latency")
     lat.add_argument("farm", type=Path)
+    d = sub.add_parser("damage")
+    d.add_argument("--minutes", type=float, default=10)
+    d.add_argument("--robots", type=int, default=4)
+    d.add_argument("--out", type=Path, default=Path("damage_out"))
+    d.add_argument("--port", type=int, default=8791)
+    d.add_argument("--episode-cost-budget", type=float, default=5.0)
     args = parser.parse_args()
-    if args.command == "soak":
+    if args.command == "damage":
+        args.out.mkdir(parents=True, exist_ok=True)
+        damage(args.minutes, args.robots, args.out, args.port, args.episode_cost_budget)
+    elif args.command == "soak":
         args.out.mkdir(parents=True, exist_ok=True)
         result = soak(args.minutes, args.robots, args.out, args.port, args.seed)
         print(markdown(result))

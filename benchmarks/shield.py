@@ -131,23 +131,26 @@ def run_task(task: str, args) -> dict:
             def __call__(self, obs):
                 return np.clip(self.inner(obs) + self.noise * self.rng.normal(size=3), -1, 1).astype(np.float32)
 
-        collect(env_id, work / "store", Noisy(), 100)
+        if args.hopper_store is None:
+            collect(env_id, work / "store", Noisy(), 100)
         sac = NumpyPolicy.load(sac_path)
-    iql_dir = work / "iql"
+    store = work / "store" if task == "reacher" or args.hopper_store is None else Path(args.hopper_store)
+    iql_dir = work / ("iql" if store == work / "store" else "iql-on-given-store")
     if not (iql_dir / "policy.npz").exists():
-        train("iql", work / "store", iql_dir, steps=args.iql_steps, overwrite=True)
+        train("iql", store, iql_dir, steps=args.iql_steps, overwrite=True)
     iql = NumpyPolicy.load(iql_dir / "policy.npz")
-    results = {"env_id": env_id, "store": str(work / "store"), "fallbacks": {}}
-    data = TransitionDataset.from_store(work / "store")
+    results = {"env_id": env_id, "store": str(store), "fallbacks": {}}
+    data = TransitionDataset.from_store(store)
     results["data"] = {"episodes": len(data.episode_starts), "transitions": data.size,
                        "cost_per_episode": float(data.episode_costs.mean()),
                        "return_per_episode": float(data.episode_returns.mean())}
     rng = np.random.default_rng(0)
     idx = rng.choice(data.size, 2000, replace=False)
-    for fallback in args.fallbacks.split(","):
-        shield_dir = work / f"shield-{fallback}"
+    for named in args.fallbacks.split(","):
+        label, _, fallback = named.rpartition("=") if "=" in named else (named, "", named)
+        shield_dir = work / f"shield-{label}"
         tick = time.perf_counter()
-        config = fit_shield(work / "store", shield_dir, steps=args.shield_steps, fallback=fallback,
+        config = fit_shield(store, shield_dir, steps=args.shield_steps, fallback=fallback,
                             budget=args.budget, overwrite=True)
         fit_s = time.perf_counter() - tick
         shield = Shield.load(shield_dir)
@@ -156,15 +159,15 @@ def run_task(task: str, args) -> dict:
                  "us_per_action": timing(shield, data.observations[idx], data.actions[idx])}
         for name, policy in (("iql", iql), ("sac", sac)):
             block[name] = evaluate_pair(policy, shield, env_id, args.episodes)
-            print(f"[shield] {task} {fallback} {name}: {json.dumps(block[name])}", flush=True)
-        results["fallbacks"][fallback] = block
+            print(f"[shield] {task} {label} {name}: {json.dumps(block[name])}", flush=True)
+        results["fallbacks"][label] = block | {"fallback": fallback}
     return results
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", default="reacher,hopper")
-    p.add_argument("--fallbacks", default="stop,bc")
+    p.add_argument("--fallbacks", default="stop,bc", help="stop, bc, a policy path, or LABEL=PATH; comma-separated")
     p.add_argument("--episodes", type=int, default=20)
     p.add_argument("--iql-steps", type=int, default=10_000)
     p.add_argument("--sac-steps", type=int, default=30_000)
@@ -172,6 +175,8 @@ def main(argv=None) -> int:
     p.add_argument("--budget", type=float, default=0.5)
     p.add_argument("--hopper-sac", default=str(Path.home() / ".cache/armfarm/behavior/Hopper-v5-sac-medium-s0-n300000"
                                                 "/policy.npz"))
+    p.add_argument("--hopper-store", default=None,
+                   help="fit on this HopperVelocity store (e.g. benchmarks/safe_velocity.py's) instead of building one")
     p.add_argument("--out", type=Path, default=HERE / "results" / "shield.json")
     args = p.parse_args(argv)
     import jax

@@ -67,3 +67,26 @@ def tmpfs():
     yield mount
     for path in mounted:
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """The address of a Ray cluster with token authentication: the one CI starts (``ARMFARM_TEST_RAY_ADDRESS``,
+    two nodes), else a two-node local cluster (``ray.cluster_utils.Cluster``, 1 CPU each) for the session.
+    Skipped only when Ray is not installed and ``ARMFARM_TEST_RAY`` is not 1 (CI sets it)."""
+    try:
+        import ray
+    except ImportError:
+        if os.environ.get("ARMFARM_TEST_RAY") == "1":
+            pytest.fail("ARMFARM_TEST_RAY=1 but Ray is not installed (pip install -e '.[ray]')")
+        pytest.skip("Ray is not installed (pip install -e '.[ray]')")
+    address = os.environ.get("ARMFARM_TEST_RAY_ADDRESS")
+    if address:
+        yield address
+        ray.shutdown()
+        return
+    from raylib import local_cluster
+
+    with local_cluster(nodes=2) as cluster:
+        yield cluster.address
+        ray.shutdown()

@@ -22,8 +22,14 @@ def collect(
     seed: int = typer.Option(0, "--seed", min=0, help="Episode i is reset with seed + i."),
     good_fraction: float = typer.Option(0.5, "--good-fraction", min=0.0, max=1.0,
                                         help="maze-mixed only: share of episodes that head for the real goal."),
+    ray: str = typer.Option(None, "--ray", help="Run the workers as Ray actors spread over this cluster: an address "
+                                               "(auto, HOST:PORT, ray://HOST:PORT) or 'local'. STORE must be on a "
+                                               "filesystem every node shares."),
+    index: str = typer.Option(None, "--index", help="A new store's index: sqlite (default) or a postgresql:// URL "
+                                                    "(needed when machines share the store)."),
 ) -> None:
-    """Run a behaviour policy in ENV_ID with W workers and write every episode to STORE."""
+    """Run a behaviour policy in ENV_ID with W workers (processes, or Ray actors with --ray) and write every
+    episode to STORE."""
     from armfarm.collect import collect as run_collect
     from armfarm.envs.behavior import BehaviorSpec
 
@@ -31,7 +37,7 @@ def collect(
     with user_errors(), progress_bar() as bar:
         task = bar.add_task("collecting", total=episodes, info="")
         report = run_collect(env_id, store, spec, episodes, workers=workers, seed=seed,
-                             on_progress=lambda n: bar.advance(task, n))
+                             on_progress=lambda n: bar.advance(task, n), ray_address=ray, index_url=index)
     results.print(
         f"wrote {report.episodes} episodes ({report.transitions} transitions) to {store}; "
         f"return {report.return_mean:.2f} ± {report.return_std:.2f}"

@@ -82,7 +82,7 @@ def info(
     table.add_row("shield interventions", str(safety.get("interventions", 0)))
     if safety.get("end_reasons"):
         table.add_row("early ends", ", ".join(f"{k}: {v}" for k, v in safety["end_reasons"].items()))
-    for key in ("spaces", "envs", "policies", "collectors", "provenance"):
+    for key in ("spaces", "envs", "policies", "collectors", "nodes", "provenance"):
         table.add_row(key, str(summary.get(key)))
     results.print(table)
 

@@ -13,6 +13,7 @@ from armfarm.cli.finetune import finetune
 from armfarm.cli.ope import ope
 from armfarm.cli.plot import plot
 from armfarm.cli.serve import serve
+from armfarm.cli.sweep import sweep
 from armfarm.cli.train import train
 from armfarm.cli.train_online import train_online
 
@@ -31,6 +32,7 @@ app.command("train")(train)
 app.command("train-online")(train_online)
 app.command("finetune")(finetune)
 app.command("ope")(ope)
+app.command("sweep")(sweep)
 app.command("eval")(evaluate)
 app.command("plot")(plot)
 app.add_typer(demo.app, name="demo")

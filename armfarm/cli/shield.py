@@ -18,7 +18,8 @@ def fit(
     budget: float = typer.Option(0.5, "--budget", min=0.0,
                                  help="Cost-critic budget: refuse actions whose expected discounted cost is above it."),
     fallback: str = typer.Option("stop", "--fallback",
-                                 help="What acts instead of a refused action: stop, bc, or a policy (run dir or .npz)."),
+                                 help="What acts instead of a refused action: stop, bc, min-cost (the behaviour model's candidate the "
+                                      "cost critic rates safest), or a policy (run dir or .npz)."),
     steps: int = typer.Option(20_000, "--steps", min=1, help="Gradient steps for the shield's two models."),
     gamma: float = typer.Option(0.8, "--gamma", min=0.0, max=0.999, help="Discount of the cost critic."),
     quantile: float = typer.Option(0.99, "--quantile", min=0.5, max=1.0,
@@ -29,7 +30,7 @@ def fit(
     no_progress_steps: int = typer.Option(0, "--no-progress-steps", min=0,
                                           help="Watchdog: steps without progress before recovery (0: off)."),
     min_progress: float = typer.Option(0.0, "--min-progress", help="Watchdog: least reward summed over those steps."),
-    recovery: str = typer.Option("stop", "--recovery", help="Watchdog's recovery: stop, bc, or a policy."),
+    recovery: str = typer.Option("stop", "--recovery", help="Watchdog's recovery: stop, bc, min-cost, or a policy."),
     recovery_steps: int = typer.Option(0, "--recovery-steps", min=0, help="Steps the recovery runs before the e-stop."),
     seed: int = typer.Option(0, "--seed", min=0),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing shield directory."),
@@ -37,9 +38,10 @@ def fit(
 ) -> None:
     """Learn a shield from STORE: hard limits, a support gate, a cost critic and a watchdog (see docs/design.md)."""
     from armfarm.shield import Limits, Watchdog
+    from armfarm.shield.config import FALLBACKS
     from armfarm.shield.fit import fit_shield
 
-    recovery_kind = recovery if recovery in ("stop", "bc") else "policy"
+    recovery_kind = recovery if recovery in FALLBACKS else "policy"
     watchdog = Watchdog(episode_cost_budget=episode_cost_budget, no_progress_steps=no_progress_steps,
                         min_progress=min_progress, recovery=recovery_kind, recovery_steps=recovery_steps)
     with user_errors(), progress_bar() as bar:

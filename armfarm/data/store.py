@@ -675,7 +675,8 @@ class EpisodeStore:
         ``shards``, ``spaces`` (the spec as a dict, or None), ``returns``, ``costs`` (episode cost
         returns) and ``lengths`` (``mean``/``std``/``min``/``max``; None when empty), ``safety``
         (episodes with any cost, shield interventions, and counts of ``end_reasons``), ``provenance``,
-        and episode counts by ``collectors``, ``policies`` and ``envs``.
+        episode counts by ``collectors``, ``policies`` and ``envs``, and by ``nodes``: the machine named
+        after the ``@`` of a collector id ``NAME@NODE`` (Ray collectors record theirs so).
         """
         with self.index.transaction() as con:
             meta = dict(con.execute("SELECT key, value FROM meta").fetchall())
@@ -721,6 +722,7 @@ class EpisodeStore:
             },
             "provenance": json.loads(meta["provenance"]),
             **counts,
+            "nodes": _nodes(counts["collectors"]),
         }
 
 
@@ -802,6 +804,16 @@ def _summary(x: np.ndarray) -> dict[str, float] | None:
     if not len(x):
         return None
     return {"mean": float(x.mean()), "std": float(x.std()), "min": float(x.min()), "max": float(x.max())}
+
+
+def _nodes(collectors: dict[str, int]) -> dict[str, int]:
+    """Episode counts per node, from collector ids of the form ``NAME@NODE``."""
+    nodes: dict[str, int] = {}
+    for collector, count in collectors.items():
+        if "@" in collector:
+            node = collector.rsplit("@", 1)[1]
+            nodes[node] = nodes.get(node, 0) + int(count)
+    return nodes
 
 
 def _duplicate_error(path: Path, ids: set[str], what: str) -> DataError:

@@ -18,6 +18,7 @@ from typing import Any
 
 from armfarm.durable import write_atomic
 from armfarm.overrides import coerce_fields
+from armfarm.shield.config import FALLBACKS
 
 CONFIG_FILE = "farm.toml"
 ROBOT_SEED_STRIDE = 10_000_000  # robot r's episode i is seeded (r + 1) * stride + i; evaluation seeds lie below
@@ -78,7 +79,7 @@ class FarmConfig:
                             "after each round (see `armfarm shield fit`)", "true or false")
     shield_budget: float = _setting(0.5, "shield", "the shield's cost-critic budget: expected discounted cost "
                                     "above which an action is refused", ">= 0")
-    shield_fallback: str = _setting("stop", "shield", "what acts instead of a refused action", "stop or bc")
+    shield_fallback: str = _setting("stop", "shield", "what acts instead of a refused action", "stop, bc or min-cost")
     shield_steps: int = _setting(5000, "shield", "gradient steps of each shield refit", ">= 1")
     shield_episode_cost_budget: float = _setting(float("inf"), "shield", "the watchdog e-stops an episode whose "
                                                  "cost passes this (inf: off)", ">= 0 or inf")
@@ -116,7 +117,7 @@ class FarmConfig:
             "confidence": 0.5 <= self.confidence <= 0.999,
             "cost_budget": self.cost_budget >= 0,
             "shield_budget": 0 <= self.shield_budget < float("inf"),
-            "shield_fallback": self.shield_fallback in ("stop", "bc"),
+            "shield_fallback": self.shield_fallback in FALLBACKS,
             "shield_steps": self.shield_steps >= 1,
             "shield_episode_cost_budget": self.shield_episode_cost_budget >= 0,
             "host": bool(self.host.strip()) and not any(c.isspace() for c in self.host),

@@ -18,7 +18,7 @@ SHIELD_FORMAT = "armfarm-shield"
 SHIELD_VERSION = 1
 CONFIG_FILE = "shield.json"
 WEIGHTS_FILE = "weights.npz"
-FALLBACKS = ("stop", "bc")  # or a policy file, copied into the shield as fallback.npz / recovery.npz
+FALLBACKS = ("stop", "bc", "min-cost")  # or a policy file, copied into the shield as fallback.npz / recovery.npz
 
 
 class ShieldError(ValueError):

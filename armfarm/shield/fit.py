@@ -60,7 +60,8 @@ def fit_shield(
     """Fit a shield on the store at ``store_path`` and write it to ``out_dir``; returns its config.
 
     ``fallback`` is ``"stop"`` (the action at the centre of the bounds), ``"bc"`` (the behaviour model's
-    mean action) or the path of a policy (run directory or ``policy.npz``), copied into the shield. With
+    mean action), ``"min-cost"`` (of a fixed set of the behaviour model's actions, the one the cost critic
+    rates safest) or the path of a policy (run directory or ``policy.npz``), copied into the shield. With
     ``watchdog.recovery == "policy"``, ``recovery_policy`` names the recovery policy likewise.
     """
     import jax

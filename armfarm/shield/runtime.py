@@ -32,6 +32,7 @@ LIMITS, SUPPORT, COST, WATCHDOG = 1, 2, 4, 8
 LAYER_NAMES = {LIMITS: "limits", SUPPORT: "support", COST: "cost", WATCHDOG: "watchdog"}
 LOG_STD_RANGE = (-5.0, 2.0)  # the behaviour model's log-std is clipped to this range (fit and runtime)
 _MODELS = {"behavior": "the behaviour model (support gate and 'bc' fallback)", "cost_critic": "the cost critic"}
+MIN_COST_CANDIDATES = 32  # actions the 'min-cost' fallback compares: the behaviour mean and 31 fixed draws
 
 
 def describe_interventions(flags: int) -> list[str]:
@@ -78,6 +79,8 @@ class Shield:
         if (clip_high < clip_low).any():
             raise ShieldError(f"{where}/{CONFIG_FILE}: field 'limits' leaves no allowed action in some dimension")
         self.clip_low, self.clip_high = clip_low, clip_high
+        self._candidate_z = np.random.default_rng(0).standard_normal((MIN_COST_CANDIDATES, config.act_dim))
+        self._candidate_z[0] = 0.0  # the mean itself is always a candidate (ties go to it)
         self._fallback = self._behaviour(config.fallback, fallback, "fallback", where)
         self._recovery = self._behaviour(config.watchdog.recovery, recovery, "watchdog.recovery", where)
 
@@ -121,6 +124,8 @@ class Shield:
             return lambda obs: self.center.copy()
         if kind == "bc":
             return self.behaviour_mean
+        if kind == "min-cost":
+            return self.min_cost_action
         if policy is None:
             raise ShieldError(f"{where}/{CONFIG_FILE}: field '{field}' is 'policy' but no policy file was given")
         if getattr(policy, "obs_dim", self.config.obs_dim) != self.config.obs_dim or \
@@ -151,6 +156,19 @@ class Shield:
     def behaviour_mean(self, obs: np.ndarray) -> np.ndarray:
         """The behaviour model's mean action (the ``bc`` fallback) in the robot's action units."""
         return (self.center + self.half * self._behaviour_head(obs)[0])[0]
+
+    def min_cost_action(self, obs: np.ndarray) -> np.ndarray:
+        """The ``min-cost`` fallback: of the behaviour model's mean and ``MIN_COST_CANDIDATES - 1`` fixed
+        draws from it (``mean + std * z`` with ``z`` the same standard-normal draws every call, so the
+        fallback is deterministic), the action with the lowest ``Q_c(s, a)``, in the robot's action units.
+
+        This is Recovery RL's recovery objective (Thananjeyan et al. 2021: act to minimise the safety
+        critic), searched only among actions the data supports, where the critic was trained."""
+        mean, log_std = self._behaviour_head(obs)
+        scaled = np.clip(mean + np.exp(log_std) * self._candidate_z, -1.0, 1.0)
+        actions = self.center + self.half * scaled
+        obs_rows = np.broadcast_to(np.asarray(obs, np.float64).reshape(1, -1), (len(actions), self.config.obs_dim))
+        return actions[int(np.argmin(self.cost_value(obs_rows, actions)))]
 
     def cost_value(self, obs: np.ndarray, action: np.ndarray) -> np.ndarray:
         """``Q_c(s, a)``: the expected discounted future cost of taking ``a`` in ``s``, for each row."""

@@ -83,6 +83,23 @@ def test_bc_fallback_is_the_behaviour_models_mean():
     assert flags == COST and np.allclose(action, 2 * np.tanh([0.5, -0.5]))
 
 
+def test_min_cost_fallback_takes_the_supported_action_the_cost_critic_rates_safest():
+    shield = hand_shield(support=Support(enabled=False), fallback="min-cost")  # Q_c = u_0
+    bias = shield.models["behavior"][0][1]
+    bias[:ACT], bias[ACT:] = [0.5, -0.5], np.log(0.1)  # behaviour: mean tanh(+-0.5), std 0.1 (scaled units)
+    mean = np.tanh([0.5, -0.5])
+    obs = np.zeros(OBS)
+    action, flags = shield.filter(obs, [2.0, 0.0])
+    u = action / 2
+    assert flags == COST
+    assert u[0] < mean[0] - 0.1  # lower cost than the behaviour mean (bc) would have had ...
+    assert np.all(np.abs(u - mean) < 0.5)  # ... but still among the actions the data supports
+    rng = np.random.default_rng(1)
+    draws = np.clip(mean + 0.1 * rng.standard_normal((2000, ACT)), -1, 1)
+    assert np.mean(draws[:, 0] < u[0]) < 0.05  # about as safe as the behaviour model's actions get
+    assert np.array_equal(shield.filter(obs, [2.0, 0.0])[0], action)  # deterministic
+
+
 class Steps:
     """A toy environment: 2-D actions, a scripted reward and cost per step, 50 steps."""
 
