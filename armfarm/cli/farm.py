@@ -62,6 +62,8 @@ def run(
     farm_dir: Path = FARM_DIR,
     rounds: int = typer.Option(None, "--rounds", min=1, help="Stop after this many more rounds are decided."),
     minutes: float = typer.Option(None, "--minutes", min=0.01, help="Stop after this many minutes."),
+    ray: str = typer.Option(None, "--ray", help="Run the robots, learner and evaluator as Ray actors on this cluster "
+                                               "(an address, or 'local'); FARM_DIR must be on a shared filesystem."),
 ) -> None:
     """Start the farm, or resume it from whatever is on disk; Ctrl-C stops it gracefully."""
     from armfarm.farm.state import FarmLocked
@@ -84,7 +86,7 @@ def run(
     failure = None
     with user_errors():
         try:
-            report = run_farm(farm_dir, rounds=rounds, minutes=minutes, on_event=on_event)
+            report = run_farm(farm_dir, rounds=rounds, minutes=minutes, on_event=on_event, ray_address=ray)
         except (FarmError, FarmLocked) as e:  # the farm ran (or runs) but cannot go on: exit code 1
             failure = e
     if failure is not None:

@@ -54,35 +54,50 @@ def evaluate_policy(
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
+    return summarize_rollouts(env_id, rollout_stats(policy, env_id, range(episodes), seed, max_steps, progress),
+                              cost_budget)
+
+
+def rollout_stats(policy: Callable, env_id: str, indices, seed: int = 0, max_steps: int | None = None,
+                  progress: Callable | None = None) -> dict[str, list[float]]:
+    """Episodes ``indices`` of an evaluation (each independent of the others, as :func:`evaluate_policy`
+    seeds them), as lists ``returns``, ``lengths``, ``costs`` and ``interventions``; evaluations split
+    into several calls (e.g. parallel tasks) and concatenated in index order equal one call."""
     env = make_env(env_id)
-    returns, lengths, costs, interventions = [], [], [], []
+    out: dict[str, list[float]] = {"returns": [], "lengths": [], "costs": [], "interventions": []}
     try:
-        for i in range(episodes):
+        for i in indices:
             if hasattr(policy, "reset"):
                 policy.reset(np.random.default_rng([seed, i]))
             episode = rollout_episode(env, policy, seed=seed + i, max_steps=max_steps)
-            returns.append(float(episode["rewards"].sum()))
-            lengths.append(len(episode["actions"]))
-            costs.append(float(episode["costs"].sum(dtype=np.float64)))
+            out["returns"].append(float(episode["rewards"].sum()))
+            out["lengths"].append(len(episode["actions"]))
+            out["costs"].append(float(episode["costs"].sum(dtype=np.float64)))
             if hasattr(policy, "interventions_in_episode"):
-                interventions.append(float(policy.interventions_in_episode()))
+                out["interventions"].append(float(policy.interventions_in_episode()))
             if progress is not None:
                 progress()
     finally:
         env.close()
+    return out
+
+
+def summarize_rollouts(env_id: str, stats: dict[str, list[float]], cost_budget: float | None = None) -> EvalResult:
+    """The :class:`EvalResult` of :func:`rollout_stats`' lists."""
+    returns, costs, interventions = stats["returns"], stats["costs"], stats["interventions"]
     mean, cost_mean = float(np.mean(returns)), float(np.mean(costs))
     budget = default_cost_budget(env_id) if cost_budget is None else float(cost_budget)
     return EvalResult(
         env_id=env_id,
-        episodes=episodes,
+        episodes=len(returns),
         return_mean=mean,
         return_std=float(np.std(returns)),
         normalized=normalized_score(env_id, mean),
-        returns=returns,
-        lengths=lengths,
+        returns=list(returns),
+        lengths=list(stats["lengths"]),
         cost_mean=cost_mean,
         cost_std=float(np.std(costs)),
-        costs=costs,
+        costs=list(costs),
         cost_budget=budget,
         normalized_cost=None if not budget else cost_mean / budget,
         interventions_mean=float(np.mean(interventions)) if interventions else 0.0,

@@ -84,6 +84,14 @@ class FarmConfig:
     shield_episode_cost_budget: float = _setting(float("inf"), "shield", "the watchdog e-stops an episode whose "
                                                  "cost passes this (inf: off)", ">= 0 or inf")
 
+    robot_cpus: float = _setting(0.25, "ray", "with `farm run --ray`: CPUs each robot actor holds", "> 0")
+    learner_cpus: float = _setting(1.0, "ray", "with --ray: CPUs the learner actor holds", "> 0")
+    learner_gpus: float = _setting(0.0, "ray", "with --ray: GPUs the learner asks for (used when the cluster has "
+                                   "them; the learner then trains on JAX's GPU backend)", ">= 0")
+    evaluator_cpus: float = _setting(0.5, "ray", "with --ray: CPUs the evaluator actor holds", "> 0")
+    eval_tasks: int = _setting(4, "ray", "with --ray: evaluation episodes run as this many parallel Ray tasks "
+                               "(each holding evaluator_cpus)", ">= 1")
+
     host: str = _setting("127.0.0.1", "server", "address the fleet server listens on", "an IP address or localhost")
     port: int = _setting(8765, "server", "TCP port of the fleet server and its /dashboard", "1 to 65535")
     max_request_bytes: int = _setting(64 << 20, "server", "largest upload the server accepts", ">= 1024")
@@ -120,6 +128,11 @@ class FarmConfig:
             "shield_fallback": self.shield_fallback in FALLBACKS,
             "shield_steps": self.shield_steps >= 1,
             "shield_episode_cost_budget": self.shield_episode_cost_budget >= 0,
+            "robot_cpus": self.robot_cpus > 0,
+            "learner_cpus": self.learner_cpus > 0,
+            "learner_gpus": self.learner_gpus >= 0,
+            "evaluator_cpus": self.evaluator_cpus > 0,
+            "eval_tasks": self.eval_tasks >= 1,
             "host": bool(self.host.strip()) and not any(c.isspace() for c in self.host),
             "port": 1 <= self.port <= 65535,
             "max_request_bytes": self.max_request_bytes >= 1024,
@@ -177,7 +190,7 @@ class FarmConfig:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(FarmConfig)}
-_SECTIONS = ["robots", "learner", "algo_config", "evaluation", "shield", "server", "supervisor"]
+_SECTIONS = ["robots", "learner", "algo_config", "evaluation", "shield", "ray", "server", "supervisor"]
 
 
 def _toml_value(value: Any) -> str:

@@ -56,10 +56,31 @@ def default_behavior_spec(config):
 
 def evaluate(config, policy: str | Path | None, shield: Path | None = None):
     """The :class:`~armfarm.evaluate.rollouts.EvalResult` of ``policy`` (a policy file; None: the default
-    behaviour) on the farm's evaluation seeds, behind ``shield`` when given (as the robots run it)."""
+    behaviour) on the farm's evaluation seeds, behind ``shield`` when given (as the robots run it).
+
+    On Ray (``farm run --ray``) the episodes run as ``eval_tasks`` parallel tasks; the episodes are
+    independent and seeded alike, so the result is the same as here."""
+    from armfarm.evaluate.rollouts import summarize_rollouts
+    from armfarm.launch.ray_cluster import ADDRESS_ENV, run_tasks
+
+    indices = list(range(config.eval_episodes))
+    address = os.environ.get(ADDRESS_ENV)
+    if address and config.eval_tasks > 1:
+        size = -(-len(indices) // config.eval_tasks)  # contiguous chunks, so concatenation keeps the order
+        chunks = [indices[k:k + size] for k in range(0, len(indices), size)]
+        parts = run_tasks(evaluate_episodes, [(config, policy, shield, c) for c in chunks], address,
+                          num_cpus=config.evaluator_cpus)
+        stats = {key: [v for part in parts for v in part[key]] for key in parts[0]}
+    else:
+        stats = evaluate_episodes(config, policy, shield, indices)
+    return summarize_rollouts(config.env, stats)
+
+
+def evaluate_episodes(config, policy: str | Path | None, shield: Path | None, indices: list[int]) -> dict:
+    """Evaluation episodes ``indices`` of ``policy`` (see :func:`evaluate`), as rollout statistics."""
     from armfarm.envs.behavior import BehaviorSpec, make_behavior
     from armfarm.envs.registry import make_env
-    from armfarm.evaluate.rollouts import evaluate_policy
+    from armfarm.evaluate.rollouts import rollout_stats
 
     env = make_env(config.env)
     spec = default_behavior_spec(config) if policy is None else BehaviorSpec(str(policy), 0.0)
@@ -69,8 +90,7 @@ def evaluate(config, policy: str | Path | None, shield: Path | None = None):
         from armfarm.shield import Shield
 
         behavior = Shield.load(shield).wrap(behavior)
-    return evaluate_policy(behavior, config.env, episodes=config.eval_episodes, seed=config.eval_seed,
-                           max_steps=config.max_steps)
+    return rollout_stats(behavior, config.env, indices, seed=config.eval_seed, max_steps=config.max_steps)
 
 
 def eval_block(result, confidence: float) -> dict:

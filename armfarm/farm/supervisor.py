@@ -12,6 +12,13 @@ arrives. Stopping is graceful: robots finish and spool their episode, the learne
 evaluator finishes its decision, and the server stops last so the robots' final uploads land.
 Everything is on disk (:mod:`armfarm.farm.state`), so a later ``farm run`` resumes where this one ended,
 even after ``kill -9`` of the whole process tree.
+
+With ``ray_address`` the robots, learner and evaluator are Ray actors (:class:`armfarm.launch.ray_cluster.
+RayLauncher`): robots spread over the nodes, the learner with a GPU when ``learner_gpus`` asks and the cluster
+has one, evaluation episodes as parallel tasks. Restarts are then Ray's (up to ``max_restarts`` per
+component, on any node); a component Ray gives up on stops the farm. The fleet server stays a local process
+on this machine, so robots outside the cluster reach it as before, and the farm directory must be on a
+filesystem the nodes share.
 """
 
 from __future__ import annotations
@@ -144,7 +151,8 @@ class Supervisor:
         write_json(self.paths.components, {
             "supervisor_pid": os.getpid(), "updated_at": now_iso(),
             "components": [{"name": name, "pid": c.process.pid if c.process else None,
-                            "alive": bool(c.process and c.process.alive()), "restarts": c.restarts,
+                            "alive": bool(c.process and c.process.alive()),
+                            "restarts": getattr(c.process, "restarts", c.restarts),
                             "last_exit": c.last_exit, "started_at": c.started_at,
                             "restarting_at": c.restart_at is not None}
                            for name, c in self.components.items()]})
@@ -160,6 +168,10 @@ class Supervisor:
         if process is None or process.alive():
             return
         component.last_exit = process.returncode
+        if getattr(self.launcher, "handles_restarts", False) and name != "server":
+            raise FarmError(f"{name} died and Ray gave up restarting it after {process.restarts} restart(s) (last exit "
+                            f"code {component.last_exit}); the farm stopped. The end of {component.spec.log}:\n"
+                            f"{_log_tail(component.spec.log)}")
         component.deaths.append(now)
         while component.deaths and now - component.deaths[0] > self.config.restart_window_s:
             component.deaths.popleft()
@@ -226,8 +238,24 @@ class Supervisor:
         return FarmReport(decided - decided_at_start, self.stop_reason, round(time.monotonic() - started, 1))
 
 
+def ray_resources(config, ray) -> Callable[[str], dict]:
+    """What each component's Ray actor holds (the ``[ray]`` settings)."""
+    from armfarm.launch.ray_cluster import cluster_gpus
+
+    gpus = config.learner_gpus if 0 < config.learner_gpus <= cluster_gpus(ray) else 0.0
+
+    def resources(name: str) -> dict:
+        if name == "learner":
+            return {"num_cpus": config.learner_cpus, "num_gpus": gpus}
+        if name == "evaluator":
+            return {"num_cpus": config.evaluator_cpus}
+        return {"num_cpus": config.robot_cpus, "scheduling_strategy": "SPREAD"}
+
+    return resources
+
+
 def run_farm(farm_dir, rounds: int | None = None, minutes: float | None = None,
-             on_event: Callable[[str, dict], None] | None = None) -> FarmReport:
+             on_event: Callable[[str, dict], None] | None = None, ray_address: str | None = None) -> FarmReport:
     """Run (or resume) the farm in ``farm_dir`` until ``rounds`` more rounds are decided, ``minutes``
     pass, or SIGINT/SIGTERM; see the module docstring. Raises FarmLocked when another run holds the farm
     and FarmError when a component keeps dying."""
@@ -241,7 +269,13 @@ def run_farm(farm_dir, rounds: int | None = None, minutes: float | None = None,
     lock.acquire()
     try:
         prepare(paths, config)
-        supervisor = Supervisor(paths, config, on_event=on_event)
+        launcher = None
+        if ray_address is not None:
+            from armfarm.launch.ray_cluster import RayLauncher, connect
+
+            ray = connect(ray_address)
+            launcher = RayLauncher(ray_address, config.max_restarts, ray_resources(config, ray))
+        supervisor = Supervisor(paths, config, launcher=launcher, on_event=on_event)
         previous = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 LOCAL = "local"
@@ -120,3 +121,153 @@ def run_tasks(fn: Callable, arg_lists: Sequence[tuple], address: str, num_cpus: 
 def _brief(args: tuple) -> str:
     text = ", ".join(repr(a) for a in args)
     return text if len(text) < 300 else text[:297] + "..."
+
+
+# ============================================================================ farm components on Ray
+
+ADDRESS_ENV = "ARMFARM_RAY_ADDRESS"  # tells a component started on Ray which cluster to use for its own tasks
+
+
+class ComponentActor:
+    """A Ray actor that runs one farm component (``python -m MODULE ARGS``) as a child process on its node.
+
+    ``run()`` returns when the component exits cleanly or was told to stop. When the component dies, the
+    actor dies with it (``os._exit``), exactly as when its node dies: Ray then restarts the actor
+    (``max_restarts``) on any node and retries ``run`` (``max_task_retries``), so the farm's restart policy
+    is Ray's. The actor is threaded, so that ``signal`` reaches the child while ``run`` waits on it."""
+
+    def __init__(self, spec):
+        self.spec, self.popen, self._stopping = spec, None, False
+        self.starts = None if spec.log is None else Path(str(spec.log) + ".starts")
+        if self.starts is not None:  # one line per actor incarnation: Ray's restarts, counted across nodes
+            with open(self.starts, "a") as f:
+                f.write("start\n")
+
+    def run(self) -> int:
+        import subprocess
+        import sys
+
+        from armfarm.launch.local import _die_with_parent
+
+        log = open(self.spec.log, "ab") if self.spec.log is not None else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", self.spec.module, *self.spec.args], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1", **self.spec.env},
+                preexec_fn=_die_with_parent)
+        finally:
+            if log is not subprocess.DEVNULL:
+                log.close()
+        code = self.popen.wait()
+        if code != 0 and not self._stopping:
+            os._exit(1)  # the component died: let Ray restart this actor and retry run()
+        return code
+
+    def signal(self, signum: int) -> None:
+        self._stopping = True
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.send_signal(signum)
+
+    def describe(self) -> dict:
+        starts = 1 if self.starts is None else len(self.starts.read_text().splitlines())
+        return {"pid": None if self.popen is None else self.popen.pid, "attempts": starts}
+
+
+class RayProcess:
+    """The supervisor's handle of a component running on Ray (the :class:`~armfarm.launch.LocalProcess`
+    interface; ``restarts`` is how often Ray restarted it)."""
+
+    def __init__(self, ray, spec, actor, ref):
+        self.ray, self.spec, self.actor, self.ref = ray, spec, actor, ref
+        self._returncode: int | None = None
+        self._info = {"pid": None, "attempts": 1}
+
+    def _poll(self, timeout: float = 0.0) -> int | None:
+        if self._returncode is None:
+            done, _ = self.ray.wait([self.ref], timeout=timeout)
+            if done:
+                try:
+                    self._returncode = int(self.ray.get(self.ref))
+                except self.ray.exceptions.RayError:
+                    self._returncode = 1
+        return self._returncode
+
+    def _describe(self) -> dict:
+        if self._returncode is None:
+            try:
+                self._info = self.ray.get(self.actor.describe.remote(), timeout=2.0)
+            except self.ray.exceptions.RayError:
+                pass
+        return self._info
+
+    @property
+    def pid(self) -> int | None:
+        return self._describe()["pid"]
+
+    @property
+    def restarts(self) -> int:
+        return max(0, self._describe()["attempts"] - 1)
+
+    @property
+    def returncode(self) -> int | None:
+        return self._poll()
+
+    def alive(self) -> bool:
+        return self._poll() is None
+
+    def terminate(self) -> None:
+        import signal
+
+        if self.alive():
+            self.actor.signal.remote(int(signal.SIGTERM))
+
+    def kill(self) -> None:
+        import signal
+
+        if self.alive():
+            try:
+                self.ray.get(self.actor.signal.remote(int(signal.SIGKILL)), timeout=5.0)
+            except self.ray.exceptions.RayError:
+                pass
+        self.ray.kill(self.actor, no_restart=True)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return self._poll(timeout=timeout)
+
+
+class RayLauncher:
+    """Starts farm components as :class:`ComponentActor` actors on a Ray cluster: robots spread over the
+    nodes, each holding the CPUs (and, for the learner, GPUs) that ``resources(name)`` gives, and restarted
+    by Ray up to ``max_restarts`` times (``handles_restarts``: the supervisor leaves restarts to Ray).
+    Components named in ``local`` (the fleet server, which robots outside the cluster must reach at a
+    fixed address) run as local processes."""
+
+    handles_restarts = True
+
+    def __init__(self, address: str, max_restarts: int, resources: Callable[[str], dict],
+                 local: tuple[str, ...] = ("server",)):
+        from armfarm.launch.local import LocalLauncher
+
+        self.ray = connect(address)
+        self.address = self.ray.get_runtime_context().gcs_address
+        self.max_restarts, self.resources, self.local = max_restarts, resources, local
+        self.local_launcher = LocalLauncher()
+
+    def start(self, spec):
+        if spec.name in self.local:
+            return self.local_launcher.start(spec)
+        import dataclasses
+
+        spec = dataclasses.replace(spec, env={**spec.env, ADDRESS_ENV: self.address})
+        if spec.log is not None:
+            spec.log.parent.mkdir(parents=True, exist_ok=True)
+            Path(str(spec.log) + ".starts").write_text("")
+        options = {"max_restarts": self.max_restarts, "max_task_retries": self.max_restarts,
+                   "max_concurrency": 2, **self.resources(spec.name)}
+        actor = self.ray.remote(ComponentActor).options(**options).remote(spec)
+        return RayProcess(self.ray, spec, actor, actor.run.remote())
+
+
+def cluster_gpus(ray) -> float:
+    """GPUs the cluster has in all."""
+    return float(ray.cluster_resources().get("GPU", 0.0))
