@@ -92,3 +92,43 @@ def test_the_cli_sweeps_and_reports_errors(tmp_path, hopper_store):
     assert payload["finished"] == 4 and payload["best"] in payload["configs"]
     bad = CliRunner().invoke(app, ["sweep", "bc", str(hopper_store), "--out", str(tmp_path / "x"), "--grid", "lr"])
     assert bad.exit_code == 2 and "KEY=V1,V2" in bad.output
+
+
+@pytest.mark.slow
+def test_a_sweep_whose_ray_head_dies_fails_and_resumes_without_losing_trials(tmp_path, hopper_store):
+    """The head's death ends the driver (here, `armfarm sweep` in its own process); rerunning the same
+    sweep, without Ray, keeps every finished trial and ends with the numbers of an uninterrupted sweep."""
+    import subprocess
+    import sys
+    import time
+
+    import ray
+    from raylib import local_cluster
+
+    ray.shutdown()  # a cluster of its own, whose head this test kills
+    out = tmp_path / "sweep"
+    args = ["bc", str(hopper_store), "--out", str(out), "--seeds", "0-1", "--grid", "lr=1e-3,3e-4,1e-4",
+            "--set", "hidden=32,32", "--set", "batch_size=64", "--steps", "600"]
+    with local_cluster(nodes=2) as cluster:
+        driver = subprocess.Popen([sys.executable, "-m", "armfarm.cli.main", "sweep", *args, "--ray", cluster.address],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and driver.poll() is None and \
+                not list(out.glob("trials/*/seed_*/summary.json")):
+            time.sleep(0.2)
+        cluster.remove_node(cluster.head_node, allow_graceful=False)
+        try:
+            driver.wait(timeout=180)
+        except subprocess.TimeoutExpired:
+            driver.kill()  # a driver that waits forever on a dead head is stopped by its user
+            driver.wait()
+    finished_before = len(list(out.glob("trials/*/seed_*/summary.json")))
+    assert 1 <= finished_before and (driver.returncode != 0 or finished_before == 6)
+    resumed = run_sweep("bc", hopper_store, out, [0, 1], {"lr": ["1e-3", "3e-4", "1e-4"]}, steps=600, settings=SMALL)
+    assert resumed["finished"] == 6 and resumed["ran"]["trials"] == 6 - finished_before
+    reference = run_sweep("bc", hopper_store, tmp_path / "reference", [0, 1], {"lr": ["1e-3", "3e-4", "1e-4"]},
+                          steps=600, settings=SMALL)
+    for name in reference["configs"]:
+        for seed in (0, 1):
+            assert weights(out / "trials" / name / f"seed_{seed}") == \
+                weights(tmp_path / "reference" / "trials" / name / f"seed_{seed}")

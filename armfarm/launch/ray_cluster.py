@@ -133,8 +133,8 @@ class ComponentActor:
 
     ``run()`` returns when the component exits cleanly or was told to stop. When the component dies, the
     actor dies with it (``os._exit``), exactly as when its node dies: Ray then restarts the actor
-    (``max_restarts``) on any node and retries ``run`` (``max_task_retries``), so the farm's restart policy
-    is Ray's. The actor is threaded, so that ``signal`` reaches the child while ``run`` waits on it."""
+    (``max_restarts``) on any node and retries ``run`` for as long as restarts remain, so the farm's restart
+    policy is Ray's. The actor is threaded, so that ``signal`` reaches the child while ``run`` waits on it."""
 
     def __init__(self, spec):
         self.spec, self.popen, self._stopping = spec, None, False
@@ -262,7 +262,7 @@ class RayLauncher:
         if spec.log is not None:
             spec.log.parent.mkdir(parents=True, exist_ok=True)
             Path(str(spec.log) + ".starts").write_text("")
-        options = {"max_restarts": self.max_restarts, "max_task_retries": self.max_restarts,
+        options = {"max_restarts": self.max_restarts, "max_task_retries": -1,  # retried while restarts remain
                    "max_concurrency": 2, **self.resources(spec.name)}
         actor = self.ray.remote(ComponentActor).options(**options).remote(spec)
         return RayProcess(self.ray, spec, actor, actor.run.remote())

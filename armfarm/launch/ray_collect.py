@@ -11,7 +11,7 @@ so the guarantee survives a node's death:
   node that was not dead after all) is stored once;
 * an episode that was not yet written is recorded again by the restarted actor, identically.
 
-Ray restarts a dead actor up to ``max_restarts`` times and retries its pending ``run`` call.
+Ray restarts a dead actor up to ``MAX_RESTARTS`` times and retries its pending ``run`` call until then.
 
 **Where the store may live.** Every node opens the store's directory, so it must be on a filesystem all
 nodes share. Its index must then take many writers from many machines: a PostgreSQL index does; SQLite
@@ -37,6 +37,7 @@ from armfarm.envs.behavior import BehaviorSpec
 NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "glusterfs", "ceph", "fuse.sshfs",
                        "9p", "beegfs", "fuse.juicefs", "fuse.s3fs", "fuse.gcsfuse"}
 MAX_RESTARTS = 4
+FLUSH_EPISODES = 8  # a collector's write batch: at most this many unwritten episodes die with a node
 
 
 def filesystem_type(path: str | Path) -> str:
@@ -99,7 +100,7 @@ class RayCollector:
             written += len(batch)
 
         try:
-            with StoreSink(store, on_duplicate="skip", on_written=count) as sink:
+            with StoreSink(store, flush_episodes=FLUSH_EPISODES, on_duplicate="skip", on_written=count) as sink:
                 Actor(env, make_behavior(self.spec, env), sink, self.env_id,
                       collector_id=f"{self.collector_id}-{self.worker}@{node}", seed=self.seed,
                       episode_id=lambda i: episode_id(self.collection, i)).run(todo)
@@ -123,7 +124,9 @@ def collect_on_ray(env_id: str, store, spec: BehaviorSpec, episodes: int, worker
     hosts = {n["NodeManagerHostname"] for n in ray.nodes() if n.get("Alive")}
     check_shared_store(store.index.location.backend, store.path, hosts)
     collection = f"{collector_id}-{uuid.uuid4().hex[:12]}"
-    remote = ray.remote(num_cpus=1, max_restarts=MAX_RESTARTS, max_task_retries=MAX_RESTARTS)(RayCollector)
+    # max_task_retries=-1: retry run() for as long as the actor may be restarted (a finite count is used up
+    # by retries against the dead actor's address before Ray has noticed the node died)
+    remote = ray.remote(num_cpus=1, max_restarts=MAX_RESTARTS, max_task_retries=-1)(RayCollector)
     actors = [remote.options(scheduling_strategy="SPREAD").remote(
         w, workers, env_id, str(Path(store.path).resolve()), spec, episodes, seed, collection, collector_id)
         for w in range(workers)]
