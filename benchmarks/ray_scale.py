@@ -1,9 +1,10 @@
 """Ray scale-out on this machine: collection throughput on 1, 2 and 3 local Ray nodes against local processes,
 Ray's overhead per episode, and a sweep's wall time with and without Ray.
 
-    .venv/bin/python benchmarks/ray_scale.py [--episodes 48] [--repeats 3] [--out benchmarks/results/ray_scale.json]
+    .venv/bin/python benchmarks/ray_scale.py [--env HalfCheetah-v5] [--episodes 48] [--repeats 3] [--out benchmarks/results/ray_scale.json]
 
-* **Collection**: ``armfarm collect Hopper-v5 --policy random --episodes N`` into a fresh SQLite store, with
+* **Collection**: ``armfarm collect ENV --policy random --episodes N`` (``--env``, default HalfCheetah-v5:
+  1000 steps per episode, so the run is long against start-up) into a fresh SQLite store, with
   ``W`` local worker processes (W = 1, 2, 3), and with ``W`` Ray actors on a ``ray.cluster_utils.Cluster``
   of ``W`` nodes of 1 CPU each (token authentication on). Wall time of the collection call only (the
   cluster is started before the clock starts and reused for the repeats); median of ``--repeats``.
@@ -39,6 +40,7 @@ def timed(fn) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", default="HalfCheetah-v5", help="collection env (HalfCheetah: 1000 steps per episode)")
     p.add_argument("--episodes", type=int, default=48)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--sweep-steps", type=int, default=3000)
@@ -68,7 +70,7 @@ def main(argv=None) -> int:
         nonlocal run
         run += 1
         store = work / f"store{run}"
-        seconds = timed(lambda: collect("Hopper-v5", store, spec, args.episodes, workers=workers, seed=run,
+        seconds = timed(lambda: collect(args.env, store, spec, args.episodes, workers=workers, seed=run,
                                         ray_address=address))
         from armfarm.data import EpisodeStore
 
