@@ -148,6 +148,8 @@ def sim(
     max_steps: int = typer.Option(None, "--max-steps", min=1, help="Cut episodes after this many steps."),
     noise: float = typer.Option(0.0, "--noise", min=0.0, help="Std of Gaussian noise added to actions."),
     drain_timeout: float = typer.Option(600.0, "--drain-timeout", help="Seconds each robot waits for its last acks."),
+    shield: Path = typer.Option(None, "--shield", help="Shield directory every robot's actions pass through "
+                                                       "(`armfarm shield fit`); a robot that cannot load it does not move."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Run N simulated robots (processes with real environments) against a fleet server."""
@@ -158,7 +160,7 @@ def sim(
         task = bar.add_task(f"{robots} robots", total=robots * episodes, info="acknowledged")
         report = run_sim(server, read_token(token_file), env_id, robots, episodes, ack_log=ack_log,
                          spool_dir=spool, prefix=prefix, seed=seed, max_steps=max_steps, noise=noise,
-                         drain_timeout_s=drain_timeout, on_ack=lambda n: bar.advance(task))
+                         drain_timeout_s=drain_timeout, on_ack=lambda n: bar.advance(task), shield=shield)
     if as_json:
         print_json({**report.__dict__, "ok": report.ok})
     else:

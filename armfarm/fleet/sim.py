@@ -77,12 +77,15 @@ def run_sim(
     policy_poll_s: float = 5.0,
     drain_timeout_s: float = 600.0,
     on_ack: Callable[[int], None] | None = None,
+    shield: str | Path | None = None,
 ) -> SimReport:
     """Run ``robots`` robot processes with ``episodes`` episodes each against ``server``.
 
     ``spool_dir`` keeps each robot's spool in ``spool_dir/<robot_id>`` (a rerun resumes from it);
     without it, a temporary directory is used and removed if everything was acknowledged.
     ``on_ack(transitions)`` is called in this process for every ack (e.g. for a progress bar).
+    With ``shield`` every robot acts behind that shield directory; a robot that cannot load it does not
+    move and is reported as failed with the shield's error.
     """
     if robots < 1 or episodes < 1:
         raise ValueError(f"robots and episodes must be >= 1, got {robots} and {episodes}")
@@ -99,6 +102,7 @@ def run_sim(
             configs.append(ClientConfig(
                 server=server, token=answer["token"], signing_key=answer["signing_key"], robot_id=robot_id, env_id=env_id, spool_dir=spool_root / robot_id,
                 noise=noise, seed=seed + 1_000_000 * r, max_steps=max_steps, policy_poll_s=policy_poll_s,
+                shield=shield,
             ))
     context = mp.get_context("spawn")
     events = context.Queue()

@@ -65,3 +65,20 @@ def test_a_robot_whose_shield_does_not_load_does_not_move_but_still_uploads(serv
         client._wake.set()
         assert client.drain(timeout=60)  # what was recorded before still reaches the store
     assert server.store.record(earlier["episode_id"]).collector_id == robot[0]
+
+
+def test_simulated_robots_run_behind_a_shield_and_a_broken_one_stops_them(server, tmp_path):
+    from armfarm.fleet.sim import run_sim
+    from armfarm.shield import LIMITS, Limits
+
+    shield = write_shield(tmp_path / "shield", 11, 3, limits=Limits(high=[0.1, 0.1, 0.1]))  # no torque above 0.1
+    report = run_sim(server.url, server.admin_token, "Hopper-v5", robots=2, episodes=2, prefix="guarded",
+                     shield=shield, spool_dir=tmp_path / "spools")
+    assert report.ok and report.acked == 4
+    episodes = [server.store.read_episode(r.episode_id) for r in server.store.snapshot()
+                if r.collector_id.startswith("guarded")]
+    assert len(episodes) == 4 and all((e.actions <= 0.1 + 1e-6).all() for e in episodes)
+    assert sum(int((e.step_interventions & LIMITS).astype(bool).sum()) for e in episodes) > 10
+    broken = run_sim(server.url, server.admin_token, "Hopper-v5", robots=1, episodes=1, prefix="broken",
+                     shield=tmp_path / "no-such-shield", spool_dir=tmp_path / "spools2")
+    assert not broken.ok and "does not move" in broken.failures[0] and broken.acked == 0
