@@ -27,7 +27,6 @@ id), so ``armfarm data info`` counts episodes per node.
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -117,7 +116,7 @@ def collect_on_ray(env_id: str, store, spec: BehaviorSpec, episodes: int, worker
                    collector_id: str, address: str, on_progress: Callable[[int], None] | None = None) -> str:
     """Run the collection on the Ray cluster at ``address`` into ``store`` (an open :class:`EpisodeStore`);
     returns the collection's id (the prefix of its episode ids). ``on_progress(n)`` reports newly stored
-    episodes, polled from the store."""
+    episodes, polled from the store's episode count (one index query a second)."""
     from armfarm.launch.ray_cluster import connect
 
     ray = connect(address)
@@ -131,7 +130,7 @@ def collect_on_ray(env_id: str, store, spec: BehaviorSpec, episodes: int, worker
         w, workers, env_id, str(Path(store.path).resolve()), spec, episodes, seed, collection, collector_id)
         for w in range(workers)]
     pending = [a.run.remote() for a in actors]
-    reported = 0
+    reported, before = 0, store.num_episodes
     try:
         while pending:
             done, pending = ray.wait(pending, num_returns=len(pending), timeout=1.0)
@@ -141,12 +140,10 @@ def collect_on_ray(env_id: str, store, spec: BehaviorSpec, episodes: int, worker
                 except ray.exceptions.RayError as exc:
                     raise RuntimeError(f"a Ray collector failed: {exc}") from None
             if on_progress is not None:
-                now = sum(1 for r in store.snapshot() if r.episode_id.startswith(collection + "-"))
+                now = min(store.num_episodes - before, episodes)
                 if now > reported:
                     on_progress(now - reported)
                     reported = now
-            if pending:
-                time.sleep(0.5)
     finally:
         for actor in actors:
             ray.kill(actor, no_restart=True)
