@@ -16,9 +16,9 @@ of the first episode a robot recorded with it.
 
 ``damage`` is the compressed "days of unattended practice": the farm on ``armfarm/ReacherFragile-v0``
 (robots paced at 100 Hz, IQL trained for reward only each round, a random default behaviour until the
-first promotion and on ``default_fraction`` of the episodes after it) run twice for ``--minutes``, without and with ``[shield]`` (refitted
-each round, ``min-cost`` fallback, the watchdog e-stopping an episode after ``--episode-cost-budget``
-damage events). It reports, per arm, the damage events (the store's summed costs) per 100k robot steps,
+first promotion and on ``default_fraction`` of the episodes after it) run twice for ``--minutes``,
+without and with ``[shield]`` (refitted each round, ``min-cost`` fallback, the watchdog e-stopping an
+episode after ``--episode-cost-budget`` damage events). It reports, per arm, the damage events (the store's summed costs) per 100k robot steps,
 overall and after the first promotion, interventions and e-stops, as ``OUT/damage.json``.
 """
 

@@ -106,9 +106,9 @@ def test_a_sweep_whose_ray_head_dies_fails_and_resumes_without_losing_trials(tmp
     from raylib import local_cluster
 
     ray.shutdown()  # a cluster of its own, whose head this test kills
-    out = tmp_path / "sweep"
-    args = ["bc", str(hopper_store), "--out", str(out), "--seeds", "0-1", "--grid", "lr=1e-3,3e-4,1e-4",
-            "--set", "hidden=32,32", "--set", "batch_size=64", "--steps", "600"]
+    out, grid = tmp_path / "sweep", {"lr": ["1e-3", "3e-4", "1e-4"]}
+    args = ["bc", str(hopper_store), "--out", str(out), "--seeds", "0-1", "--grid", "lr=" + ",".join(grid["lr"]),
+            *(x for k, v in SMALL.items() for x in ("--set", f"{k}={v}")), "--steps", "600"]
     with local_cluster(nodes=2) as cluster:
         driver = subprocess.Popen([sys.executable, "-m", "armfarm.cli.main", "sweep", *args, "--ray", cluster.address],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -124,10 +124,9 @@ def test_a_sweep_whose_ray_head_dies_fails_and_resumes_without_losing_trials(tmp
             driver.wait()
     finished_before = len(list(out.glob("trials/*/seed_*/summary.json")))
     assert 1 <= finished_before and (driver.returncode != 0 or finished_before == 6)
-    resumed = run_sweep("bc", hopper_store, out, [0, 1], {"lr": ["1e-3", "3e-4", "1e-4"]}, steps=600, settings=SMALL)
+    resumed = run_sweep("bc", hopper_store, out, [0, 1], grid, steps=600, settings=SMALL)
     assert resumed["finished"] == 6 and resumed["ran"]["trials"] == 6 - finished_before
-    reference = run_sweep("bc", hopper_store, tmp_path / "reference", [0, 1], {"lr": ["1e-3", "3e-4", "1e-4"]},
-                          steps=600, settings=SMALL)
+    reference = run_sweep("bc", hopper_store, tmp_path / "reference", [0, 1], grid, steps=600, settings=SMALL)
     for name in reference["configs"]:
         for seed in (0, 1):
             assert weights(out / "trials" / name / f"seed_{seed}") == \
