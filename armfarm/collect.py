@@ -64,15 +64,19 @@ def collect(
     on_progress: Callable[[int], None] | None = None,
     ray_address: str | None = None,
     index_url: str | None = None,
+    admin_token: str | None = None,
+    allow_insecure_http: bool = False,
 ) -> CollectReport:
     """Collect ``episodes`` episodes of ``spec`` in ``env_id`` with ``workers`` processes, or with
     ``workers`` Ray actors spread over the cluster at ``ray_address`` (see
     :mod:`armfarm.launch.ray_collect`: ``local`` starts Ray on this machine).
 
-    The store is created if it does not exist (with its index at ``index_url``: SQLite by default, or a
-    ``postgresql://`` URL, which a store shared by many machines needs). ``on_progress(n)`` is called as
-    batches of ``n`` episodes become durable. Raises ``RuntimeError`` naming the worker if any worker
-    fails; batches written before the failure stay in the store.
+    ``store_path`` is a store directory, created if it does not exist (with its index at ``index_url``:
+    SQLite by default, or a ``postgresql://`` URL, which a store shared by many machines needs), or, with
+    ``ray_address``, the ``http(s)://`` URL of a fleet server (``armfarm serve``) whose ``admin_token``
+    registers the collectors as its robots. ``on_progress(n)`` is called as batches of ``n`` episodes become
+    durable. Raises ``RuntimeError`` naming the worker if any worker fails; batches written (acknowledged)
+    before the failure stay in the store.
     """
     if episodes < 1:
         raise ValueError(f"episodes must be >= 1, got {episodes}")
@@ -81,6 +85,10 @@ def collect(
     env = make_env(env_id)  # fail fast, in this process, on an unknown id
     store_spec = StoreSpec.from_gymnasium(env.observation_space, env.action_space)  # records action bounds
     env.close()
+    if is_server_url(store_path):
+        return _collect_through_server(env_id, str(store_path), spec, min(workers, episodes), episodes, seed,
+                                       collector_id, on_progress, ray_address, index_url, admin_token,
+                                       allow_insecure_http)
     store = EpisodeStore(store_path, create=True, spec=store_spec, index_url=index_url)
     if not store.provenance.get("collection"):
         store.set_provenance(
@@ -94,9 +102,7 @@ def collect(
         collection = collect_on_ray(env_id, store, spec, episodes, workers, seed, collector_id, ray_address,
                                     on_progress)
         mine = [r for r in store.snapshot() if r.episode_id.startswith(collection + "-")]
-        return CollectReport(episodes=len(mine), transitions=sum(r.length for r in mine),
-                             return_mean=float(np.mean([r.episode_return for r in mine])),
-                             return_std=float(np.std([r.episode_return for r in mine])))
+        return _report([r.length for r in mine], [r.episode_return for r in mine])
     context = mp.get_context("spawn")
     results = context.Queue()
     args = (workers, env_id, str(store_path), spec, episodes, seed, collector_id, results)
@@ -130,7 +136,32 @@ def collect(
                 process.terminate()
     if errors:
         raise RuntimeError("; ".join(errors))
-    return CollectReport(
-        episodes=len(lengths), transitions=int(sum(lengths)),
-        return_mean=float(np.mean(returns)), return_std=float(np.std(returns)),
-    )
+    return _report(lengths, returns)
+
+
+def is_server_url(store: str | Path) -> bool:
+    """Whether ``store`` names a fleet server (``http://`` or ``https://``) rather than a store directory."""
+    return isinstance(store, str) and store.startswith(("http://", "https://"))
+
+
+def _collect_through_server(env_id: str, server: str, spec: BehaviorSpec, workers: int, episodes: int, seed: int,
+                            collector_id: str, on_progress: Callable[[int], None] | None, ray_address: str | None,
+                            index_url: str | None, admin_token: str | None, allow_insecure_http: bool) -> CollectReport:
+    if ray_address is None:
+        raise ValueError(f"collecting through the fleet server at {server} runs the collectors on Ray: pass "
+                         "--ray ADDRESS (or 'local'); on one machine, run robots with `armfarm fleet sim`")
+    if admin_token is None:
+        raise ValueError(f"collecting through the fleet server at {server} registers the collectors as robots: "
+                         "pass its admin token (--token-file STORE/admin.token)")
+    if index_url is not None:
+        raise ValueError(f"--index sets up a new store's index; the fleet server at {server} owns its store already")
+    from armfarm.launch.ray_collect import collect_through_server
+
+    stored = collect_through_server(env_id, server, admin_token, spec, episodes, workers, seed, collector_id,
+                                    ray_address, on_progress, allow_insecure_http)
+    return _report([e["transitions"] for e in stored], [e["episode_return"] for e in stored])
+
+
+def _report(lengths: list[int], returns: list[float]) -> CollectReport:
+    return CollectReport(episodes=len(lengths), transitions=int(sum(lengths)),
+                         return_mean=float(np.mean(returns)), return_std=float(np.std(returns)))

@@ -3,9 +3,12 @@ the same data as local processes, and no acknowledged episode lost or duplicated
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 import time
 
+import httpx
 import pytest
 
 from armfarm.collect import collect
@@ -13,6 +16,8 @@ from armfarm.data import EpisodeStore, check_store
 from armfarm.envs.behavior import BehaviorSpec
 from armfarm.launch.ray_cluster import RayUnavailable, connect
 from armfarm.launch.ray_collect import check_shared_store, filesystem_type
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fleet"))  # for fleetlib
 
 
 def returns_by_seed(store) -> dict[int, float]:
@@ -85,3 +90,88 @@ def test_a_node_that_dies_mid_collection_loses_and_duplicates_nothing(tmp_path):
     nodes = EpisodeStore(store_path).info()["nodes"]
     assert len(nodes) == 3 and victim.node_id[:12] in nodes  # the dead node's actor restarted elsewhere
     assert check_store(store_path).ok
+
+
+def fleet_server(tmp_path):
+    from fleetlib import ThreadServer
+
+    from armfarm.fleet.server import ServerConfig
+
+    return ThreadServer(ServerConfig(store=tmp_path / "served"))
+
+
+def registered_robots(server) -> list[str]:
+    answer = httpx.get(f"{server.url}/v1/robots", headers={"Authorization": f"Bearer {server.admin_token}"})
+    return [r["robot_id"] for r in answer.json()]
+
+
+@pytest.mark.slow
+def test_ray_collectors_upload_through_a_fleet_server_what_local_processes_record(tmp_path, ray_address):
+    with fleet_server(tmp_path) as server:
+        acked = []
+        report = collect("Hopper-v5", server.url, BehaviorSpec("random", 0.1), episodes=8, workers=2, seed=5,
+                         ray_address=ray_address, admin_token=server.admin_token, on_progress=acked.append)
+        info = server.store.info()
+        robots = registered_robots(server)
+    collect("Hopper-v5", tmp_path / "local", BehaviorSpec("random", 0.1), episodes=8, workers=2, seed=5)
+    assert report.episodes == info["episodes"] == sum(acked) == 8
+    assert len(info["nodes"]) == 2 and sum(info["nodes"].values()) == 8  # robots collector-<w>@<node>
+    assert returns_by_seed(tmp_path / "served") == returns_by_seed(tmp_path / "local")
+    assert robots == []  # the collectors' registrations end with the collection; their episodes stay
+    assert check_store(tmp_path / "served").ok
+
+
+def test_collecting_through_a_fleet_server_needs_ray_and_the_admin_token(tmp_path):
+    spec = BehaviorSpec("random")
+    with pytest.raises(ValueError, match="runs the collectors on Ray.*fleet sim"):
+        collect("Hopper-v5", "http://127.0.0.1:1", spec, episodes=1, admin_token="t")
+    with pytest.raises(ValueError, match="admin token"):
+        collect("Hopper-v5", "http://127.0.0.1:1", spec, episodes=1, ray_address="local")
+    with pytest.raises(ValueError, match="plain HTTP to a host off loopback"):
+        collect("Hopper-v5", "http://10.1.2.3:8000", spec, episodes=1, ray_address="local", admin_token="t")
+
+
+@pytest.mark.slow
+def test_a_node_that_dies_mid_collection_through_a_fleet_server_loses_and_duplicates_nothing(tmp_path):
+    import ray
+    from raylib import local_cluster
+
+    ray.shutdown()  # this test needs a cluster of its own, whose nodes it can kill
+    episodes = 32  # 1000-step HalfCheetah episodes, each acknowledged on its own
+    with local_cluster(nodes=3) as cluster, fleet_server(tmp_path) as server:
+        outcome: dict = {}
+
+        def run():
+            try:
+                outcome["report"] = collect("HalfCheetah-v5", server.url, BehaviorSpec("random"), episodes=episodes,
+                                            workers=2, seed=0, ray_address=cluster.address,
+                                            admin_token=server.admin_token)
+            except BaseException as exc:  # surfaced below
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        victim, before = None, set()
+        deadline = time.monotonic() + 300
+        while victim is None and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.2)
+            info = server.store.info()
+            workers = [n for n in cluster.worker_nodes if n.node_id[:12] in info["nodes"]]
+            if workers and info["episodes"] <= episodes // 2:
+                victim = workers[0]
+                before = {r.episode_id for r in server.store.snapshot()}  # acknowledged before the kill
+                cluster.remove_node(victim, allow_graceful=False)  # SIGKILL: raylet, workers, spool and all
+        thread.join(timeout=600)
+        ray.shutdown()
+        robots = registered_robots(server)
+    assert victim is not None, "no worker node ever held a collector"
+    assert "error" not in outcome, outcome.get("error")
+    records = EpisodeStore(tmp_path / "served").snapshot()
+    ids = [r.episode_id for r in records]
+    assert len(ids) == len(set(ids)) == episodes  # every index once, nothing twice
+    assert before <= set(ids)
+    assert sorted(r.seed for r in records) == list(range(episodes))
+    nodes = EpisodeStore(tmp_path / "served").info()["nodes"]
+    assert len(nodes) == 3 and victim.node_id[:12] in nodes  # the dead node's collector restarted elsewhere
+    assert robots == []
+    assert check_store(tmp_path / "served").ok

@@ -576,6 +576,21 @@ class EpisodeStore:
         with self.index.transaction() as con:
             return _select_records(con, collector_id=collector_id, policy_id=policy_id, env_id=env_id)
 
+    def records_page(self, prefix: str = "", after: int = 0, limit: int = 1000) -> list[EpisodeRecord]:
+        """At most ``limit`` index rows whose episode id starts with ``prefix``, in commit order from the
+        one after commit number ``after`` (an :attr:`EpisodeRecord.seq`; 0: from the start). Page on with
+        the last row's ``seq``."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        query = f"SELECT {_RECORD_COLUMNS} FROM episodes WHERE seq > ?"
+        params: list = [int(after)]
+        if prefix:
+            query += " AND substr(episode_id, 1, ?) = ?"
+            params += [len(prefix), prefix]
+        with self.index.transaction() as con:
+            rows = con.execute(query + " ORDER BY seq LIMIT ?", [*params, int(limit)])
+            return [EpisodeRecord.from_row(r) for r in rows]
+
     def snapshot(self) -> list[EpisodeRecord]:
         """All episodes committed at this moment (one consistent read), in commit order.
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,23 @@ class Admin:
         except AdminError as e:
             if not (rotate_if_registered and "already registered" in str(e)):
                 raise
-        return self._request("POST", f"/v1/robots/{robot_id}/token")
+        return self.token(robot_id)
 
     def deregister(self, robot_id: str) -> dict:
         """Remove ``robot_id``'s registration; return the server's answer (``spec_released``, ...)."""
         return self._request("DELETE", f"/v1/robots/{robot_id}")
+
+    def token(self, robot_id: str) -> dict:
+        """Issue ``robot_id`` a new token (its old one stops working); return the server's answer."""
+        return self._request("POST", f"/v1/robots/{robot_id}/token")
+
+    def episodes(self, prefix: str = "", page: int = 1000) -> Iterator[dict]:
+        """Every stored episode whose id starts with ``prefix``, in commit order (``GET /v1/episodes``)."""
+        after: int | None = 0
+        while after is not None:
+            answer = self._request("GET", "/v1/episodes", params={"prefix": prefix, "after": after, "limit": page})
+            yield from answer["episodes"]
+            after = answer["next"]
 
     def publish(self, policy_file: str | Path, source: str = "") -> dict:
         """Publish a ``policy.npz``; return the new version's description."""

@@ -104,6 +104,8 @@ class ClientConfig:
         shield: a shield directory (``armfarm shield fit``) that every action passes through. If it
             cannot be loaded the robot does not move: :meth:`FleetClient.act` raises, naming the problem,
             while spooled episodes still upload.
+        follow_policies: poll for published policies and adopt them. False: a recorder that only uploads
+            (e.g. a collector running a fixed behaviour through :meth:`FleetClient.put`); it never asks.
     """
 
     server: str
@@ -128,6 +130,7 @@ class ClientConfig:
     allow_insecure_http: bool = False
     signing_key: str | None = None
     shield: str | Path | None = None
+    follow_policies: bool = True
 
 
 def check_transport(server: str, allow_insecure_http: bool) -> None:
@@ -597,7 +600,9 @@ class FleetClient:
 
     def _network_loop(self) -> None:
         backoff = Backoff(self.config.backoff_s, self.config.backoff_max_s)
-        next_poll = 0.0
+        next_poll = 0.0 if self.config.follow_policies else float("inf")
+        if not self.config.follow_policies:
+            self._first_poll.set()
         while not self._stop.is_set():
             try:
                 if time.monotonic() >= next_poll:
@@ -609,7 +614,7 @@ class FleetClient:
                     self._first_poll.set()
                 pending = self.spool.pending()
                 if not pending:
-                    self._wake.wait(max(0.0, next_poll - time.monotonic()))
+                    self._wake.wait(None if next_poll == float("inf") else max(0.0, next_poll - time.monotonic()))
                     self._wake.clear()
                     continue
                 delay = self._upload(pending[0], backoff)

@@ -27,7 +27,7 @@ from armfarm.fleet.errors import FleetError
 from armfarm.fleet.signing import SIGNING_KEY_FILE, Signer
 from armfarm.policy import NumpyPolicy, PolicyFormatError
 
-ROBOT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+ROBOT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"  # NAME@HOST: the store counts episodes per HOST
 FLEET_DIR = "fleet"
 AUTH_CACHE_S = 5.0  # how long a verified token is trusted without asking the index again
 

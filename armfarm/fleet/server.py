@@ -56,6 +56,7 @@ log = logging.getLogger("armfarm.fleet.server")
 _DTYPES = Literal["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
                   "float16", "float32", "float64"]
 _MAX_SPEC_ELEMENTS = 1 << 24
+MAX_EPISODE_PAGE = 10_000  # rows per GET /v1/episodes page
 
 
 @dataclass
@@ -207,6 +208,24 @@ class AckOut(BaseModel):
     sha256: str = Field(description="SHA-256 of the episode's content, as the store holds it.")
     env_id: str = Field(description="The environment the store records: the upload's, or the robot's "
                         "registered one where the upload named none (the digest covers it).")
+
+
+class EpisodeOut(BaseModel):
+    episode_id: str
+    robot_id: str = Field(description="The robot that uploaded it (the store's collector_id).")
+    env_id: str
+    policy_id: str
+    seed: int | None
+    transitions: int
+    episode_return: float
+    cost_return: float
+    created_at: str
+    seq: int = Field(description="Its commit number: episodes are listed in commit order.")
+
+
+class EpisodePageOut(BaseModel):
+    episodes: list[EpisodeOut]
+    next: int | None = Field(description="Pass as ``after`` for the next page; null on the last page.")
 
 
 class StagedOut(BaseModel):
@@ -484,6 +503,22 @@ def create_app(config: ServerConfig) -> FastAPI:
         gets the same ack; an id stored by another robot, or with other content, gets 409.
         """
         return (await fleet.ingest.upload(robot_id, body)).to_json()
+
+    @app.get("/v1/episodes", response_model=EpisodePageOut, responses=_errors(*_AUTH, 422), tags=["episodes"])
+    def episodes(caller: Caller,
+                 prefix: Annotated[str, Query(max_length=128, pattern=r"^[A-Za-z0-9._:-]*$",
+                                              description="Only episodes whose id starts with this.")] = "",
+                 after: Annotated[int, Query(ge=0, lt=2**63, description="List from the episode after this "
+                                             "commit number (a page's ``next``).")] = 0,
+                 limit: Annotated[int, Query(ge=1, le=MAX_EPISODE_PAGE)] = 1000) -> dict:
+        """Stored episodes, in commit order, a page at a time: what an operator or a collector that lost its
+        own record of its acks (a restarted Ray collector) asks to know what the store already holds."""
+        admin_only(caller, "list episodes")
+        rows = fleet.store.records_page(prefix, after, limit + 1)
+        page = [{"episode_id": r.episode_id, "robot_id": r.collector_id, "env_id": r.env_id, "policy_id": r.policy_id,
+                 "seed": r.seed, "transitions": r.length, "episode_return": r.episode_return,
+                 "cost_return": r.cost_return, "created_at": r.created_at, "seq": r.seq} for r in rows[:limit]]
+        return {"episodes": page, "next": page[-1]["seq"] if len(rows) > limit else None}
 
     @app.put("/v1/robots/{robot_id}/episodes/{episode_id}/chunks/{index}", response_model=AckOut,
              openapi_extra=_BINARY_BODY, responses={202: {"model": StagedOut},

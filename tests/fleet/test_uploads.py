@@ -180,3 +180,34 @@ def test_negative_or_nan_costs_are_refused_naming_the_field(server, robot):
         response = upload(server, robot, encode(arrays, episode_meta()))
         assert response.status_code == 422 and "costs" in response.json()["detail"]
         assert store_state(server.store) == state
+
+
+def test_the_admin_lists_stored_episodes_by_prefix_a_page_at_a_time(server, robot):
+    import uuid
+
+    from fleetlib import bearer
+
+    from armfarm.fleet.admin import Admin
+
+    prefix = f"listed-{uuid.uuid4().hex[:8]}"
+    ids = [f"{prefix}-{i:03d}" for i in range(5)]
+    for i, episode_id in enumerate(ids):
+        assert upload(server, robot, episode_body(episode_id, T=3 + i, seed=i)).status_code == 200
+    assert upload(server, robot, episode_body(f"other-{prefix}")).status_code == 200  # another prefix
+
+    url = f"{server.url}/v1/episodes"
+    first = httpx.get(url, params={"prefix": prefix, "limit": 2}, headers=bearer(server.admin_token)).json()
+    assert [e["episode_id"] for e in first["episodes"]] == ids[:2] and first["next"] is not None
+    assert first["episodes"][1] | {"created_at": None, "seq": None, "episode_return": None} == {
+        "episode_id": ids[1], "robot_id": robot[0], "env_id": "Hopper-v5", "policy_id": "test", "seed": 7,
+        "transitions": 4, "cost_return": 0.0, "created_at": None, "seq": None, "episode_return": None}
+    with Admin(server.url, server.admin_token) as admin:
+        listed = list(admin.episodes(prefix, page=2))  # pages of 2: 2 + 2 + 1, the last with no next
+    assert [e["episode_id"] for e in listed] == ids
+    assert [e["transitions"] for e in listed] == [3, 4, 5, 6, 7]
+
+    robot_id, token = robot
+    assert httpx.get(url, headers=bearer(token)).status_code == 403  # robots do not list the store
+    assert httpx.get(url).status_code == 401
+    for bad in ({"prefix": "a%"}, {"prefix": "x" * 129}, {"limit": 0}, {"after": -1}):
+        assert httpx.get(url, params=bad, headers=bearer(server.admin_token)).status_code == 422, bad
