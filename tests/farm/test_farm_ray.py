@@ -32,3 +32,31 @@ def test_the_farm_runs_a_round_on_ray(tmp_path, ray_address):
     check_nothing_lost(farm)
     assert "round 0" in out, json.dumps(decided[0])[:500]
     assert "ray" in (paths.root / "farm.toml").read_text()
+
+
+@pytest.mark.slow
+def test_the_learner_holds_a_gpu_only_when_it_asks_and_the_cluster_has_one(tmp_path):
+    import ray
+    from raylib import local_cluster
+
+    from armfarm.farm.config import load
+    from armfarm.farm.supervisor import ray_resources
+    from armfarm.launch.ray_cluster import connect
+
+    ray.shutdown()  # clusters of its own: one whose head declares a GPU, one without
+    asks = load(make_farm(tmp_path / "asks", robots=1, learner_gpus="1"))
+    default = load(make_farm(tmp_path / "default", robots=1))
+    with local_cluster(nodes=1, cpus_per_node=2, head_gpus=1) as cluster:
+        r = connect(cluster.address)
+        learner = ray_resources(asks, r)("learner")
+        assert learner["num_gpus"] == 1 and ray_resources(default, r)("learner")["num_gpus"] == 0
+
+        @r.remote
+        def granted() -> list:
+            return r.get_runtime_context().get_accelerator_ids()["GPU"]
+
+        assert r.get(granted.options(**learner).remote(), timeout=120) == ["0"]  # Ray hands the learner GPU 0
+        r.shutdown()
+    with local_cluster(nodes=1) as cluster:  # no GPU anywhere: the learner runs on CPU instead of never starting
+        assert ray_resources(asks, connect(cluster.address))("learner")["num_gpus"] == 0
+        ray.shutdown()

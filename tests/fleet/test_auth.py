@@ -37,7 +37,7 @@ def test_every_endpoint_refuses_missing_or_wrong_tokens(server, headers):
         assert response.status_code == 401, (method, path, response.text)
         assert "token" in response.json()["detail"] and response.headers["WWW-Authenticate"].startswith("Bearer")
         checked += 1
-    assert checked == 14
+    assert checked == 15
     assert store_state(server.store) == state
 
 
@@ -46,6 +46,7 @@ def test_robot_tokens_cannot_do_admin_work(server, robot):
     for method, path, kwargs in [
         ("POST", "/v1/robots", {"json": {"robot_id": "x", "env_id": "Hopper-v5", "spec": HOPPER_SPEC.to_dict()}}),
         ("GET", "/v1/robots", {}),
+        ("GET", "/v1/episodes", {}),
         ("POST", f"/v1/robots/{robot[0]}/token", {}),
         ("POST", "/v1/policies", {"content": b"x"}),
     ]:
