@@ -211,6 +211,8 @@ class RayFleetCollector:
         finally:
             env.close()
         shutil.rmtree(spool, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the collection's directory, once no other collector here uses it
+            spool.parent.rmdir()
         return len(todo)
 
     def _drain(self, client) -> None:
@@ -310,8 +312,9 @@ def collect_through_server(env_id: str, server: str, admin_token: str, spec: Beh
     try:
         _wait(ray, actors, lambda: ray.get(registrar.progress.remote()), episodes, on_progress)
         stored = ray.get(registrar.stored.remote())
-        ray.get(registrar.release.remote())
-    finally:
+    finally:  # the collectors' registrations end with the collection, however it ends
+        with contextlib.suppress(ray.exceptions.RayError):
+            ray.get(registrar.release.remote(), timeout=60)
         ray.kill(registrar)
     missing = episodes - len({e["episode_id"] for e in stored})
     if missing or len(stored) != episodes:
