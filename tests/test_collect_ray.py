@@ -35,6 +35,54 @@ def test_an_unsafe_shared_store_and_switched_off_authentication_are_refused(tmp_
         connect("local")
 
 
+def collect_killing_a_worker_node(cluster, store_path, target, episodes: int, **kwargs) -> tuple:
+    """``collect`` HalfCheetah (1000-step random episodes) into ``target`` with 2 collectors on ``cluster``,
+    in a thread; once a worker node holds a collector and at most half the episodes are in the store at
+    ``store_path``, SIGKILL that node (raylet, workers, spools and all). Returns the node, the ids stored
+    (acknowledged) before the kill, and ``{"report"}`` or ``{"error"}``."""
+    import ray
+
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["report"] = collect("HalfCheetah-v5", target, BehaviorSpec("random"), episodes=episodes,
+                                        workers=2, seed=0, ray_address=cluster.address, **kwargs)
+        except BaseException as exc:  # surfaced by the caller
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    victim, before = None, set()
+    deadline = time.monotonic() + 300
+    while victim is None and time.monotonic() < deadline and thread.is_alive():
+        time.sleep(0.2)
+        if not (store_path / "store.json").exists():
+            continue
+        info = EpisodeStore(store_path).info()
+        workers = [n for n in cluster.worker_nodes if n.node_id[:12] in info["nodes"]]
+        if workers and info["episodes"] <= episodes // 2:
+            victim = workers[0]
+            before = {r.episode_id for r in EpisodeStore(store_path).snapshot()}
+            cluster.remove_node(victim, allow_graceful=False)
+    thread.join(timeout=600)
+    ray.shutdown()
+    return victim, before, outcome
+
+
+def assert_each_index_stored_once(store_path, episodes: int, victim, before: set, outcome: dict) -> None:
+    assert victim is not None, "no worker node ever held a collector"
+    assert "error" not in outcome, outcome.get("error")
+    records = EpisodeStore(store_path).snapshot()
+    ids = [r.episode_id for r in records]
+    assert len(ids) == len(set(ids)) == episodes  # every index once, nothing twice
+    assert before <= set(ids)  # whatever was acknowledged before the kill is still there
+    assert sorted(r.seed for r in records) == list(range(episodes))
+    nodes = EpisodeStore(store_path).info()["nodes"]
+    assert len(nodes) == 3 and victim.node_id[:12] in nodes  # the dead node's collector restarted elsewhere
+    assert check_store(store_path).ok
+
+
 @pytest.mark.slow
 def test_ray_collectors_spread_over_nodes_and_record_what_local_processes_record(tmp_path, ray_address):
     report = collect("Hopper-v5", tmp_path / "ray", BehaviorSpec("random", 0.1), episodes=8, workers=2, seed=5,
@@ -53,43 +101,10 @@ def test_a_node_that_dies_mid_collection_loses_and_duplicates_nothing(tmp_path):
     from raylib import local_cluster
 
     ray.shutdown()  # this test needs a cluster of its own, whose nodes it can kill
-    store_path, episodes = tmp_path / "store", 64  # 1000-step HalfCheetah episodes, written 8 at a time
+    store_path, episodes = tmp_path / "store", 64  # written 8 at a time
     with local_cluster(nodes=3) as cluster:
-        outcome: dict = {}
-
-        def run():
-            try:
-                outcome["report"] = collect("HalfCheetah-v5", store_path, BehaviorSpec("random"), episodes=episodes,
-                                            workers=2, seed=0, ray_address=cluster.address)
-            except BaseException as exc:  # surfaced below
-                outcome["error"] = exc
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        victim, before = None, set()
-        deadline = time.monotonic() + 300
-        while victim is None and time.monotonic() < deadline and thread.is_alive():
-            time.sleep(0.2)
-            if not (store_path / "store.json").exists():
-                continue
-            info = EpisodeStore(store_path).info()
-            workers = [n for n in cluster.worker_nodes if n.node_id[:12] in info["nodes"]]
-            if workers and info["episodes"] <= episodes // 2:
-                victim = workers[0]
-                before = {r.episode_id for r in EpisodeStore(store_path).snapshot()}
-                cluster.remove_node(victim, allow_graceful=False)  # SIGKILL: raylet, workers and all
-        thread.join(timeout=600)
-        ray.shutdown()
-    assert victim is not None, "no worker node ever held a collector"
-    assert "error" not in outcome, outcome.get("error")
-    records = EpisodeStore(store_path).snapshot()
-    ids = [r.episode_id for r in records]
-    assert len(ids) == len(set(ids)) == episodes  # every index once, nothing twice
-    assert before <= set(ids)  # whatever was acknowledged before the kill is still there
-    assert sorted(r.seed for r in records) == list(range(episodes))
-    nodes = EpisodeStore(store_path).info()["nodes"]
-    assert len(nodes) == 3 and victim.node_id[:12] in nodes  # the dead node's actor restarted elsewhere
-    assert check_store(store_path).ok
+        victim, before, outcome = collect_killing_a_worker_node(cluster, store_path, store_path, episodes)
+    assert_each_index_stored_once(store_path, episodes, victim, before, outcome)
 
 
 def fleet_server(tmp_path):
@@ -137,41 +152,10 @@ def test_a_node_that_dies_mid_collection_through_a_fleet_server_loses_and_duplic
     from raylib import local_cluster
 
     ray.shutdown()  # this test needs a cluster of its own, whose nodes it can kill
-    episodes = 32  # 1000-step HalfCheetah episodes, each acknowledged on its own
+    episodes = 32  # each acknowledged on its own
     with local_cluster(nodes=3) as cluster, fleet_server(tmp_path) as server:
-        outcome: dict = {}
-
-        def run():
-            try:
-                outcome["report"] = collect("HalfCheetah-v5", server.url, BehaviorSpec("random"), episodes=episodes,
-                                            workers=2, seed=0, ray_address=cluster.address,
-                                            admin_token=server.admin_token)
-            except BaseException as exc:  # surfaced below
-                outcome["error"] = exc
-
-        thread = threading.Thread(target=run)
-        thread.start()
-        victim, before = None, set()
-        deadline = time.monotonic() + 300
-        while victim is None and time.monotonic() < deadline and thread.is_alive():
-            time.sleep(0.2)
-            info = server.store.info()
-            workers = [n for n in cluster.worker_nodes if n.node_id[:12] in info["nodes"]]
-            if workers and info["episodes"] <= episodes // 2:
-                victim = workers[0]
-                before = {r.episode_id for r in server.store.snapshot()}  # acknowledged before the kill
-                cluster.remove_node(victim, allow_graceful=False)  # SIGKILL: raylet, workers, spool and all
-        thread.join(timeout=600)
-        ray.shutdown()
+        victim, before, outcome = collect_killing_a_worker_node(cluster, tmp_path / "served", server.url, episodes,
+                                                                admin_token=server.admin_token)
         robots = registered_robots(server)
-    assert victim is not None, "no worker node ever held a collector"
-    assert "error" not in outcome, outcome.get("error")
-    records = EpisodeStore(tmp_path / "served").snapshot()
-    ids = [r.episode_id for r in records]
-    assert len(ids) == len(set(ids)) == episodes  # every index once, nothing twice
-    assert before <= set(ids)
-    assert sorted(r.seed for r in records) == list(range(episodes))
-    nodes = EpisodeStore(tmp_path / "served").info()["nodes"]
-    assert len(nodes) == 3 and victim.node_id[:12] in nodes  # the dead node's collector restarted elsewhere
+    assert_each_index_stored_once(tmp_path / "served", episodes, victim, before, outcome)
     assert robots == []
-    assert check_store(tmp_path / "served").ok
