@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import secrets
 import shutil
 import socket
 import statistics
@@ -29,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _cpumeter import cpu_model  # noqa: E402
+from _raybench import machine, start_cluster, stop_cluster, use_token_auth  # noqa: E402
 
 
 def free_port() -> int:
@@ -45,26 +42,19 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--out", type=Path, default=HERE / "results" / "ray_collect_server.json")
     args = p.parse_args(argv)
-    os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    use_token_auth()
     import httpx
-    import ray
     import uvicorn
-    from ray._raylet import Config
-    from ray.cluster_utils import Cluster
 
     from armfarm.collect import collect
     from armfarm.data import EpisodeStore
     from armfarm.envs.behavior import BehaviorSpec
     from armfarm.fleet.server import ServerConfig, create_app
 
-    Config.initialize("")
     work = Path(tempfile.mkdtemp(prefix="ray_collect_server_"))
     spec = BehaviorSpec("random")
-    node_args = {"num_cpus": 1, "object_store_memory": 128 * 1024 * 1024, "include_dashboard": False}
     report = {"command": "python benchmarks/ray_collect_server.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "machine": {"cpu_model": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-                          "ray": ray.__version__}, "settings": vars(args) | {"out": str(args.out)}, "rows": []}
+              "machine": machine(), "settings": vars(args) | {"out": str(args.out)}, "rows": []}
     app = create_app(ServerConfig(store=work / "served"))
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -81,11 +71,7 @@ def main(argv=None) -> int:
     run = 0
     try:
         for workers in (1, 2):
-            cluster = Cluster(initialize_head=True, head_node_args=node_args)
-            for _ in range(workers - 1):
-                cluster.add_node(**node_args)
-            cluster.wait_for_nodes()
-            ray.init(address=cluster.address, log_to_driver=False)
+            cluster = start_cluster(workers)
             walls: dict[str, list[float]] = {"store": [], "server": []}
             transitions: dict[str, list[int]] = {"store": [], "server": []}
             for _ in range(args.repeats):
@@ -102,8 +88,7 @@ def main(argv=None) -> int:
                     else:
                         transitions[mode].append(EpisodeStore(target).num_transitions)
                         shutil.rmtree(target)
-            ray.shutdown()
-            cluster.shutdown()
+            stop_cluster(cluster)
             row = {"workers": workers, "ray_nodes": workers}
             for mode in walls:
                 wall = statistics.median(walls[mode])

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import secrets
 import shutil
 import statistics
 import sys
@@ -29,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _cpumeter import cpu_model  # noqa: E402
+from _raybench import machine, start_cluster, stop_cluster, use_token_auth  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -46,23 +43,16 @@ def main(argv=None) -> int:
     p.add_argument("--sweep-steps", type=int, default=3000)
     p.add_argument("--out", type=Path, default=HERE / "results" / "ray_scale.json")
     args = p.parse_args(argv)
-    os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
-    import ray
-    from ray._raylet import Config
-    from ray.cluster_utils import Cluster
+    use_token_auth()
 
     from armfarm.collect import collect
     from armfarm.envs.behavior import BehaviorSpec
     from armfarm.sweep import run_sweep
 
-    Config.initialize("")
     work = Path(tempfile.mkdtemp(prefix="ray_scale_"))
     spec = BehaviorSpec("random")
-    node_args = {"num_cpus": 1, "object_store_memory": 128 * 1024 * 1024, "include_dashboard": False}
     report = {"command": "python benchmarks/ray_scale.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "machine": {"cpu_model": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
-                          "ray": ray.__version__}, "settings": vars(args) | {"out": str(args.out)},
+              "machine": machine(), "settings": vars(args) | {"out": str(args.out)},
               "collect": [], "sweep": {}}
     run = 0
 
@@ -82,15 +72,10 @@ def main(argv=None) -> int:
         for workers in (1, 2, 3):
             local = [one_collect(workers, None) for _ in range(args.repeats)]
             tick = time.perf_counter()
-            cluster = Cluster(initialize_head=True, head_node_args=node_args)
-            for _ in range(workers - 1):
-                cluster.add_node(**node_args)
-            cluster.wait_for_nodes()
-            ray.init(address=cluster.address, log_to_driver=False)
+            cluster = start_cluster(workers)
             startup = time.perf_counter() - tick
             on_ray = [one_collect(workers, cluster.address) for _ in range(args.repeats)]
-            ray.shutdown()
-            cluster.shutdown()
+            stop_cluster(cluster)
             row = {"workers": workers, "ray_nodes": workers, "cluster_start_s": round(startup, 2)}
             for name, runs in (("local", local), ("ray", on_ray)):
                 wall = statistics.median(r[0] for r in runs)
@@ -106,14 +91,10 @@ def main(argv=None) -> int:
         grid, settings = {"lr": ["1e-3", "3e-4"]}, {"hidden": "64,64"}
         here = timed(lambda: run_sweep("bc", store, work / "sweep_here", [0, 1], grid, args.sweep_steps,
                                        settings=settings))
-        cluster = Cluster(initialize_head=True, head_node_args=node_args)
-        cluster.add_node(**node_args)
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False)
+        cluster = start_cluster(2)
         there = timed(lambda: run_sweep("bc", store, work / "sweep_ray", [0, 1], grid, args.sweep_steps,
                                         settings=settings, ray_address=cluster.address))
-        ray.shutdown()
-        cluster.shutdown()
+        stop_cluster(cluster)
         report["sweep"] = {"trials": 4, "steps": args.sweep_steps, "one_process_s": round(here, 2),
                            "ray_2_nodes_s": round(there, 2)}
         print(json.dumps(report["sweep"]), flush=True)
