@@ -11,6 +11,11 @@ with nothing but NumPy installed (this module must never import JAX). The networ
 Dict observations are flattened by concatenating ``obs[k]`` for ``k`` in ``obs_keys`` (the sorted key
 order recorded by the data layer). Files are ``.npz`` archives of plain arrays plus a JSON header
 (stored as a ``uint8`` array), loaded with ``allow_pickle=False``.
+
+A policy may ship with its shield: the files of a shield directory (``armfarm shield fit``) ride in the
+archive as ``uint8`` members ``shield__<file>`` (see :data:`SHIELD_MEMBERS`), so that one signed file
+carries both and a robot updates them together (:func:`armfarm.shield.attach_shield`). Files without
+them are the policies of earlier releases and load unchanged.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from armfarm.durable import write_atomic
 POLICY_FORMAT = "armfarm-numpy-policy"
 POLICY_FORMAT_VERSION = 1
 
-__all__ = ["NumpyPolicy", "PolicyFormatError", "POLICY_FORMAT", "POLICY_FORMAT_VERSION"]
+__all__ = ["NumpyPolicy", "PolicyFormatError", "POLICY_FORMAT", "POLICY_FORMAT_VERSION", "SHIELD_MEMBERS"]
 
 
 class PolicyFormatError(ValueError):
@@ -42,7 +47,10 @@ class PolicyFormatError(ValueError):
 MAX_HEADER_BYTES = 64 << 10  # a policy header is a small JSON object
 MAX_MEMBER_BYTES = 256 << 20  # one array, inflated
 MAX_TOTAL_BYTES = 1 << 30  # all arrays, inflated
-_MEMBER = re.compile(r"(header_json|weight_\d{1,3}|bias_\d{1,3}|obs_mean|obs_std|action_low|action_high)\.npy")
+SHIELD_MEMBERS = ("shield.json", "weights.npz", "fallback.npz", "recovery.npz")  # a shield directory's files
+_SHIELD_PREFIX = "shield__"
+_MEMBER = re.compile(r"(header_json|weight_\d{1,3}|bias_\d{1,3}|obs_mean|obs_std|action_low|action_high|"
+                     r"shield__(?:shield\.json|weights\.npz|fallback\.npz|recovery\.npz))\.npy")
 
 
 def _read_members(path: Path) -> dict[str, np.ndarray]:
@@ -73,6 +81,12 @@ def _read_members(path: Path) -> dict[str, np.ndarray]:
         raise PolicyFormatError(f"{path}: not a readable armfarm policy file ({type(e).__name__}: {e})") from e
 
 
+def _bytes_member(a: np.ndarray, name: str, path: Path) -> bytes:
+    if a.dtype != np.uint8 or a.ndim != 1:
+        raise PolicyFormatError(f"{path}: member {name} must be a 1-D uint8 array (a file's bytes), got {a.dtype} {a.shape}")
+    return a.tobytes()
+
+
 def _vec(x: Any, name: str, dim: int) -> np.ndarray | None:
     if x is None:
         return None
@@ -94,6 +108,8 @@ class NumpyPolicy:
         action_low, action_high: bounds that ``[-1, 1]`` is mapped onto (both or neither).
         obs_keys: key order for dict observations.
         metadata: JSON-serialisable dict (``algo``, ``step``, ``armfarm_version``, ...).
+        shield_files: the files of the shield this policy ships with (name in :data:`SHIELD_MEMBERS` ->
+            bytes), or None. The policy itself never reads them; :mod:`armfarm.shield` does.
     """
 
     def __init__(
@@ -106,6 +122,7 @@ class NumpyPolicy:
         action_high: Any = None,
         obs_keys: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
+        shield_files: Mapping[str, bytes] | None = None,
     ):
         if len(weights) == 0 or len(weights) != len(biases):
             raise ValueError(f"need the same positive number of weights and biases, got {len(weights)} and {len(biases)}")
@@ -136,6 +153,12 @@ class NumpyPolicy:
             raise ValueError("action_high must be >= action_low")
         self.obs_keys = None if obs_keys is None else [str(k) for k in obs_keys]
         self.metadata = dict(metadata) if metadata is not None else {"armfarm_version": __version__}
+        if shield_files is not None:
+            unknown = sorted(set(shield_files) - set(SHIELD_MEMBERS))
+            if unknown or "shield.json" not in shield_files:
+                raise ValueError(f"shield_files must hold shield.json and only files among {SHIELD_MEMBERS}, "
+                                 f"got {sorted(shield_files)}")
+        self.shield_files = None if shield_files is None else {k: bytes(v) for k, v in shield_files.items()}
 
     # ------------------------------------------------------------------------------------ inference
 
@@ -215,6 +238,8 @@ class NumpyPolicy:
         for name in ("obs_mean", "obs_std", "action_low", "action_high"):
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name)
+        for name, data in (self.shield_files or {}).items():
+            arrays[_SHIELD_PREFIX + name] = np.frombuffer(data, dtype=np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, lambda f: np.savez(f, **arrays))
         return path
@@ -243,6 +268,8 @@ class NumpyPolicy:
                 f"{path}: policy format version {version}; this armfarm ({__version__}) reads version "
                 f"{POLICY_FORMAT_VERSION}"
             )
+        shield_files = {k[len(_SHIELD_PREFIX):]: _bytes_member(arrays[k], k, path)
+                        for k in arrays if k.startswith(_SHIELD_PREFIX)}
         try:
             n = int(header["num_layers"])
             weights = [arrays[f"weight_{i}"] for i in range(n)]
@@ -256,6 +283,7 @@ class NumpyPolicy:
                 action_high=arrays["action_high"] if header["rescale_actions"] else None,
                 obs_keys=header.get("obs_keys"),
                 metadata=header.get("metadata") or {},
+                shield_files=shield_files or None,
             )
         except KeyError as e:
             raise PolicyFormatError(f"{path}: policy file lacks entry {e}") from e

@@ -70,19 +70,23 @@ def publish(
     policy: Path = typer.Argument(..., help="A run directory, checkpoint directory (checkpoints/step_N) or policy.npz."),
     server: str = SERVER,
     token_file: Path = ADMIN_TOKEN,
+    shield: Path = typer.Option(None, "--shield", help="A shield directory (`armfarm shield fit`) to ship inside "
+                                                       "the policy: robots then run the policy behind it."),
     as_json: bool = typer.Option(False, "--json", help="Print the new version's description as JSON."),
 ) -> None:
-    """Publish a policy from `armfarm train`; robots switch to it at their next episode."""
+    """Publish a policy from `armfarm train`; robots switch to it (and its shield) at their next episode."""
     from armfarm.envs.behavior import resolve_policy_path
     from armfarm.fleet.admin import Admin, read_token
 
     with user_errors(), Admin(server, read_token(token_file)) as admin:
         path = resolve_policy_path(policy)
-        answer = admin.publish(path, source=str(policy))
+        answer = admin.publish(path, source=str(policy), shield=shield)
     if as_json:
         print_json(answer)
     else:
-        results.print(f"published {path} as policy version {answer['version']} (sha256 {answer['sha256'][:12]})")
+        shipped = f" with the shield {shield}" if shield is not None else ""
+        results.print(f"published {path}{shipped} as policy version {answer['version']} "
+                      f"(sha256 {answer['sha256'][:12]})")
 
 
 @app.command("robot")

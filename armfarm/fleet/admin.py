@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,8 +118,15 @@ class Admin:
             yield from answer["episodes"]
             after = answer["next"]
 
-    def publish(self, policy_file: str | Path, source: str = "") -> dict:
-        """Publish a ``policy.npz``; return the new version's description."""
-        data = Path(policy_file).read_bytes()
+    def publish(self, policy_file: str | Path, source: str = "", shield: str | Path | None = None) -> dict:
+        """Publish a ``policy.npz`` (with ``shield``, a shield directory, shipped inside it, so robots
+        update both together); return the new version's description."""
+        if shield is None:
+            data = Path(policy_file).read_bytes()
+        else:
+            from armfarm.shield import attach_shield
+
+            with tempfile.TemporaryDirectory() as tmp:
+                data = attach_shield(policy_file, shield, Path(tmp) / "policy.npz").read_bytes()
         return self._request("POST", "/v1/policies", content=data, params={"source": source},
                              headers={"Content-Type": CONTENT_TYPE})

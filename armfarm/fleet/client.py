@@ -64,7 +64,7 @@ from armfarm.fleet.payload import (
     wire_arrays,
 )
 from armfarm.fleet.signing import read_public_key, verify
-from armfarm.shield import Shield, ShieldedPolicy, ShieldError
+from armfarm.shield import Shield, ShieldedPolicy, ShieldError, unpack_shield
 
 log = logging.getLogger("armfarm.fleet.client")
 
@@ -103,7 +103,9 @@ class ClientConfig:
             robot's registration returned it. None: pin the server's key on first contact.
         shield: a shield directory (``armfarm shield fit``) that every action passes through. If it
             cannot be loaded the robot does not move: :meth:`FleetClient.act` raises, naming the problem,
-            while spooled episodes still upload.
+            while spooled episodes still upload. A published policy that ships with its own shield
+            (``armfarm fleet publish --shield``) runs behind that one instead; a version whose shipped
+            shield does not load is skipped, like a corrupt policy file.
         follow_policies: poll for published policies and adopt them. False: a recorder that only uploads
             (e.g. a collector running a fixed behaviour through :meth:`FleetClient.put`); it never asks.
     """
@@ -326,10 +328,13 @@ class FleetClient:
         self.default_behavior = default or make_behavior(
             BehaviorSpec(config.default_behavior, default_noise, config.default_good_fraction), self.env, action_space)
         self.behavior = self.default_behavior  # what acts in the current episode
-        self.guard: ShieldedPolicy | None = None  # the shield around every action, when configured
+        self.guard: ShieldedPolicy | None = None  # the shield around this episode's actions, if any
+        self._own_guard: ShieldedPolicy | None = None  # the robot's configured shield (``shield``)
+        self._policy_guard: ShieldedPolicy | None = None  # the shield the adopted policy ships with
         self.shield_error: str | None = None  # why the configured shield could not be loaded
-        self._shield_source: Path | None = None  # the directory the guard was loaded from
+        self._shield_source: Path | None = None  # the directory the configured shield was loaded from
         self._load_shield()
+        self.guard = self._own_guard
         self.adopted: tuple[int, Behavior] | None = None  # the newest published policy that runs here
         self.last_contact: float | None = None  # time.time() of the last answer from the server
         self.last_error: str | None = None  # why the last upload was deferred, until one succeeds
@@ -402,14 +407,18 @@ class FleetClient:
         if source == self._shield_source and self.shield_error is None:
             return
         try:
-            self.guard = Shield.load(source).wrap(lambda obs: self.behavior(obs))
+            self._own_guard = Shield.load(source).wrap(lambda obs: self.behavior(obs))
             self._shield_source, self.shield_error = source, None
         except ShieldError as e:
-            self.guard, self.shield_error = None, str(e)
+            self._own_guard, self.shield_error = None, str(e)
             log.error("robot %s will not move: its shield cannot be loaded: %s", self.config.robot_id, e)
 
     def begin_episode(self) -> None:
+        """Start an episode behind the right shield: the one the acting published policy ships with, if
+        it ships one, else the robot's configured shield (which also guards the default behaviour)."""
         self._load_shield()
+        shipped = self._policy_guard if self._episode_version is not None else None
+        self.guard = shipped if shipped is not None else self._own_guard
         if self.guard is not None:
             self.guard.begin_episode()
 
@@ -540,9 +549,13 @@ class FleetClient:
             behavior = make_behavior(BehaviorSpec(str(offered.path), self.config.noise), self.env, self.action_space)
             if self.env is not None:
                 behavior(self.env.observation_space.sample())  # the network fits this environment
+            # A policy that ships with its shield runs behind it, or not at all: a shield that does not
+            # load skips the version, like a broken policy file (the robot keeps its current pair).
+            shield = unpack_shield(behavior.policy, self.spool.root / "policy" / "shields")
         except Exception as e:  # whatever a bad file does (RecursionError, MemoryError, ...): skip that version
             self._skip(offered.version, f"{type(e).__name__}: {e}")
             return
+        self._policy_guard = None if shield is None else shield.wrap(lambda obs: self.behavior(obs))
         self.adopted, self.policy_version = (offered.version, behavior), offered.version
         log.info("robot %s: now acting with policy version %d (%s)", self.config.robot_id, offered.version,
                  behavior.policy_id)

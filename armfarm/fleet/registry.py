@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from armfarm.fleet.auth import matches, new_robot_token, robot_token_id, token_h
 from armfarm.fleet.errors import FleetError
 from armfarm.fleet.signing import SIGNING_KEY_FILE, Signer
 from armfarm.policy import NumpyPolicy, PolicyFormatError
+from armfarm.shield import ShieldError, unpack_shield
+from armfarm.shield.bundle import shield_digest
 
 ROBOT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"  # NAME@HOST: the store counts episodes per HOST
 FLEET_DIR = "fleet"
@@ -123,6 +126,7 @@ def policy_config(policy: NumpyPolicy) -> dict[str, Any]:
         "normalize_obs": policy.obs_mean is not None,
         "rescale_actions": policy.action_low is not None,
         "metadata": policy.metadata,
+        "shield": None if not policy.shield_files else shield_digest(policy.shield_files),
     }
 
 
@@ -292,6 +296,13 @@ class Registry:
                 policy = NumpyPolicy.load(tmp)
             except PolicyFormatError as e:
                 raise FleetError(422, f"not an armfarm NumPy policy: {str(e).replace(str(tmp), 'the upload')}") from None
+            if policy.shield_files:  # a policy that ships with its shield: the shield must load and fit
+                with tempfile.TemporaryDirectory(dir=self.dir / "tmp") as unpacked:
+                    try:
+                        unpack_shield(policy, unpacked)
+                    except ShieldError as e:
+                        message = str(e).replace(unpacked, "the upload's shield")
+                        raise FleetError(422, f"the policy's shield cannot be used: {message}") from None
             spec = self.store.spec
             if spec is not None and (policy.obs_dim, policy.act_dim) != (spec.obs_dim, spec.act_dim):
                 raise FleetError(

@@ -126,3 +126,23 @@ def test_bad_files_raise_clear_errors(tmp_path):
     np.savez(tmp_path / "partial.npz", **arrays)
     with pytest.raises(PolicyFormatError, match="weight_1"):
         NumpyPolicy.load(tmp_path / "partial.npz")
+
+
+def test_a_policy_carries_its_shields_files_byte_for_byte(tmp_path):
+    files = {"shield.json": b'{"format": "armfarm-shield"}', "weights.npz": bytes(range(256)) * 3}
+    p = _policy(shield_files=files)
+    q = NumpyPolicy.load(p.save(tmp_path / "p.npz"))
+    assert q.shield_files == files
+    x = np.random.default_rng(0).normal(size=(3, 4))
+    np.testing.assert_array_equal(q(x), p(x))  # the shield's files change nothing about the network
+    assert NumpyPolicy.load(_policy().save(tmp_path / "plain.npz")).shield_files is None
+    with pytest.raises(ValueError, match="shield.json"):
+        _policy(shield_files={"weights.npz": b""})  # a shield always has its config
+    with pytest.raises(ValueError, match="only files among"):
+        _policy(shield_files={"shield.json": b"{}", "../../etc/passwd": b""})
+    with zipfile.ZipFile(tmp_path / "p.npz") as z:
+        arrays = {n[:-4]: np.load(z.open(n)) for n in z.namelist()}
+    arrays["shield__weights.npz"] = np.zeros(3, np.float32)  # not a file's bytes
+    np.savez(tmp_path / "bent.npz", **arrays)
+    with pytest.raises(PolicyFormatError, match="shield__weights.npz.*uint8"):
+        NumpyPolicy.load(tmp_path / "bent.npz")

@@ -10,8 +10,10 @@ import httpx
 import pytest
 from fleetlib import ProcessServer
 from postgres_cluster import free_port
+from shieldlib import write_shield
 
 from armfarm.data import EpisodeStore
+from armfarm.shield import Limits
 
 
 def armfarm(*args, check=True, timeout=600):
@@ -55,6 +57,15 @@ def test_serve_register_collect_train_publish(tmp_path, backend):
         policies = [r.policy_id for r in EpisodeStore(store).records(collector_id="arm-1")]
         assert policies[:8] == ["default:random"] * 8 and all(p.startswith("v1:bc@") for p in policies[8:])
         assert len(policies) == 10
+
+        upper = write_shield(tmp_path / "shield", 11, 3, limits=Limits(high=[-0.5] * 3))  # actions in [-1, -0.5]
+        shipped = armfarm("fleet", "publish", checkpoint, "--shield", upper, "--server", server.url,
+                          "--token-file", admin)
+        assert "with the shield" in shipped.stdout and "version 2" in shipped.stdout
+        armfarm(*robot, "--episodes", 1, "--seed", 200)
+        latest = list(EpisodeStore(store).records(collector_id="arm-1"))[-1]
+        assert latest.policy_id.startswith("v2:bc@")
+        assert (EpisodeStore(store).read_episode(latest.episode_id).actions <= -0.5 + 1e-6).all()
         assert armfarm("data", "check", store).returncode == 0
 
         armfarm("fleet", "register", "typo", "--env", "Hopper-v5", "--server", server.url, "--token-file", admin)
