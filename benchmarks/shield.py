@@ -82,10 +82,11 @@ def timing(shield, obs: np.ndarray, actions: np.ndarray) -> float:
     return float(np.median(runs))
 
 
-def evaluate_pair(policy, shield, env_id: str, episodes: int) -> dict:
+def evaluate_pair(policy, shield, env_id: str, episodes: int, plain=None) -> dict:
+    """``policy`` with and without ``shield`` on the same seeds (``plain``: its unshielded result, if known)."""
     from armfarm.evaluate.rollouts import evaluate_policy
 
-    plain = evaluate_policy(policy, env_id, episodes=episodes, seed=100_000)
+    plain = plain or evaluate_policy(policy, env_id, episodes=episodes, seed=100_000)
     guarded = evaluate_policy(shield.wrap(policy), env_id, episodes=episodes, seed=100_000)
     out = {"return": plain.return_mean, "return_std": plain.return_std, "cost": plain.cost_mean,
            "shielded_return": guarded.return_mean, "shielded_return_std": guarded.return_std,
@@ -93,6 +94,20 @@ def evaluate_pair(policy, shield, env_id: str, episodes: int) -> dict:
     out["cost_reduction"] = None if plain.cost_mean == 0 else 1 - guarded.cost_mean / plain.cost_mean
     out["return_kept"] = None if plain.return_mean == 0 else guarded.return_mean / plain.return_mean
     return out
+
+
+def variant(shield_dir: Path, budget: float, project: bool) -> Path:
+    """A copy of ``shield_dir`` with another cost budget and projection switch, edited in ``shield.json``
+    as a user would (no refit: the models are the same)."""
+    import shutil
+
+    target = shield_dir.parent / f"{shield_dir.name}-b{budget:g}{'-project' if project else ''}"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(shield_dir, target)
+    config = json.loads((target / "shield.json").read_text())
+    config["cost"] |= {"budget": budget, "project": project}
+    (target / "shield.json").write_text(json.dumps(config, indent=2))
+    return target
 
 
 def run_task(task: str, args) -> dict:
@@ -146,6 +161,11 @@ def run_task(task: str, args) -> dict:
                        "return_per_episode": float(data.episode_returns.mean())}
     rng = np.random.default_rng(0)
     idx = rng.choice(data.size, 2000, replace=False)
+    from armfarm.evaluate.rollouts import evaluate_policy
+
+    policies = {"iql": iql, "sac": sac}
+    plain = {name: evaluate_policy(policy, env_id, episodes=args.episodes, seed=100_000)
+             for name, policy in policies.items()}
     for named in args.fallbacks.split(","):
         label, _, fallback = named.rpartition("=") if "=" in named else (named, "", named)
         shield_dir = work / f"shield-{label}"
@@ -153,14 +173,17 @@ def run_task(task: str, args) -> dict:
         config = fit_shield(store, shield_dir, steps=args.shield_steps, fallback=fallback,
                             budget=args.budget, overwrite=True)
         fit_s = time.perf_counter() - tick
-        shield = Shield.load(shield_dir)
-        block = {"fit_s": fit_s, "support_threshold": config.support.threshold, "budget": args.budget,
-                 "data_refused_by_cost_critic": config.provenance["data_refused_by_cost_critic"],
-                 "us_per_action": timing(shield, data.observations[idx], data.actions[idx])}
-        for name, policy in (("iql", iql), ("sac", sac)):
-            block[name] = evaluate_pair(policy, shield, env_id, args.episodes)
-            print(f"[shield] {task} {label} {name}: {json.dumps(block[name])}", flush=True)
-        results["fallbacks"][label] = block | {"fallback": fallback}
+        for budget in args.budgets:
+            for project in args.project:
+                shield = Shield.load(variant(shield_dir, budget, project))
+                key = f"{label} budget={budget:g}" + (" project" if project else "")
+                block = {"fallback": fallback, "budget": budget, "project": project, "fit_s": fit_s,
+                         "support_threshold": config.support.threshold,
+                         "us_per_action": timing(shield, data.observations[idx], data.actions[idx])}
+                for name, policy in policies.items():
+                    block[name] = evaluate_pair(policy, shield, env_id, args.episodes, plain[name])
+                    print(f"[shield] {task} {key} {name}: {json.dumps(block[name])}", flush=True)
+                results["fallbacks"][key] = block
     return results
 
 
@@ -172,13 +195,18 @@ def main(argv=None) -> int:
     p.add_argument("--iql-steps", type=int, default=10_000)
     p.add_argument("--sac-steps", type=int, default=30_000)
     p.add_argument("--shield-steps", type=int, default=5000)
-    p.add_argument("--budget", type=float, default=0.5)
+    p.add_argument("--budget", type=float, default=0.5, help="the budget the shields are fitted with")
+    p.add_argument("--budgets", type=lambda v: [float(x) for x in v.split(",")], default=None,
+                   help="cost budgets to evaluate each fitted shield at (default: --budget)")
+    p.add_argument("--project", type=lambda v: [x == "on" for x in v.split(",")], default=[False],
+                   help="off, on or off,on: replace refused actions by the fallback's, or project them")
     p.add_argument("--hopper-sac", default=str(Path.home() / ".cache/armfarm/behavior/Hopper-v5-sac-medium-s0-n300000"
                                                 "/policy.npz"))
     p.add_argument("--hopper-store", default=None,
                    help="fit on this HopperVelocity store (e.g. benchmarks/safe_velocity.py's) instead of building one")
     p.add_argument("--out", type=Path, default=HERE / "results" / "shield.json")
     args = p.parse_args(argv)
+    args.budgets = args.budgets or [args.budget]
     import jax
 
     report = {"command": "python benchmarks/shield.py " + " ".join(argv if argv is not None else sys.argv[1:]),

@@ -20,6 +20,8 @@ def fit(
     fallback: str = typer.Option("stop", "--fallback",
                                  help="What acts instead of a refused action: stop, bc, min-cost (the behaviour model's candidate the "
                                       "cost critic rates safest), or a policy (run dir or .npz)."),
+    project: bool = typer.Option(False, "--project", help="Replace an action the cost critic refuses by the nearest "
+                                                            "accepted one on the way to the fallback's, not by the fallback's."),
     steps: int = typer.Option(20_000, "--steps", min=1, help="Gradient steps for the shield's two models."),
     gamma: float = typer.Option(0.8, "--gamma", min=0.0, max=0.999, help="Discount of the cost critic."),
     quantile: float = typer.Option(0.99, "--quantile", min=0.5, max=1.0,
@@ -46,7 +48,7 @@ def fit(
                         min_progress=min_progress, recovery=recovery_kind, recovery_steps=recovery_steps)
     with user_errors(), progress_bar() as bar:
         task = bar.add_task("fitting shield", total=steps, info=str(store))
-        config = fit_shield(store, out, budget=budget, fallback=fallback, steps=steps, gamma=gamma, quantile=quantile,
+        config = fit_shield(store, out, budget=budget, fallback=fallback, project=project, steps=steps, gamma=gamma, quantile=quantile,
                             seed=seed, limits=Limits(max_delta=max_delta), watchdog=watchdog,
                             recovery_policy=None if recovery_kind != "policy" else recovery, overwrite=overwrite,
                             on_progress=lambda n: bar.advance(task, n))

@@ -80,6 +80,9 @@ class FarmConfig:
     shield_budget: float = _setting(0.5, "shield", "the shield's cost-critic budget: expected discounted cost "
                                     "above which an action is refused", ">= 0")
     shield_fallback: str = _setting("stop", "shield", "what acts instead of a refused action", "stop, bc or min-cost")
+    shield_project: bool = _setting(False, "shield", "replace an action over the cost budget by the nearest accepted "
+                                    "action on the way to the fallback's (see `armfarm shield fit --project`)",
+                                    "true or false")
     shield_steps: int = _setting(5000, "shield", "gradient steps of each shield refit", ">= 1")
     shield_episode_cost_budget: float = _setting(float("inf"), "shield", "the watchdog e-stops an episode whose "
                                                  "cost passes this (inf: off)", ">= 0 or inf")

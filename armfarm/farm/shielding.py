@@ -63,8 +63,8 @@ def refit(paths: FarmPaths, config, store_path: Path, round_index: int) -> Path 
     target = paths.shields / f"round_{round_index:04d}"
     try:
         fit_shield(store_path, target, budget=config.shield_budget, fallback=config.shield_fallback,
-                   steps=config.shield_steps, seed=config.seed + round_index, watchdog=watchdog(config),
-                   overwrite=True)
+                   project=config.shield_project, steps=config.shield_steps, seed=config.seed + round_index,
+                   watchdog=watchdog(config), overwrite=True)
     except (ValueError, OSError) as e:
         log.warning("round %d: the shield was not refitted (%s); robots keep the previous one", round_index, e)
         return None

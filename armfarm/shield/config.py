@@ -50,11 +50,15 @@ class Support:
 @dataclass(frozen=True)
 class CostCritic:
     """Layer 3, the cost critic: ``Q_c(s, a)``, the expected discounted future cost (discount ``gamma``) of
-    the data's behaviour, learned offline. An action with ``Q_c(s, a) > budget`` is replaced by the fallback."""
+    the data's behaviour, learned offline. An action with ``Q_c(s, a) > budget`` is replaced by the fallback,
+    or, with ``project``, by the action nearest to it on the segment towards the fallback's action that the
+    critic (and the support gate, when on) accepts: the smallest correction that is safe, in the spirit of
+    Dalal et al.'s safety layer (2018), found by a line search over ``PROJECTION_POINTS`` points."""
 
     enabled: bool = True
     gamma: float = 0.8
     budget: float = 0.5
+    project: bool = False
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ def fit_shield(
     out_dir: str | Path,
     budget: float = 0.5,
     fallback: str = "stop",
+    project: bool = False,
     steps: int = 20_000,
     gamma: float = 0.8,
     quantile: float = 0.99,
@@ -62,7 +63,9 @@ def fit_shield(
     ``fallback`` is ``"stop"`` (the action at the centre of the bounds), ``"bc"`` (the behaviour model's
     mean action), ``"min-cost"`` (of a fixed set of the behaviour model's actions, the one the cost critic
     rates safest) or the path of a policy (run directory or ``policy.npz``), copied into the shield. With
-    ``watchdog.recovery == "policy"``, ``recovery_policy`` names the recovery policy likewise.
+    ``project``, an action the cost critic refuses is replaced by the nearest accepted action on the way to
+    the fallback's (see :class:`~armfarm.shield.config.CostCritic`). With ``watchdog.recovery == "policy"``,
+    ``recovery_policy`` names the recovery policy likewise.
     """
     import jax
     import jax.numpy as jnp
@@ -160,7 +163,7 @@ def fit_shield(
     config = ShieldConfig(
         obs_dim=obs_dim, act_dim=act_dim, action_low=stats.action_low.tolist(), action_high=stats.action_high.tolist(),
         fallback=fallback, limits=limits or Limits(), support=Support(quantile=quantile, threshold=0.0),
-        cost=CostCritic(gamma=gamma, budget=budget), watchdog=watchdog,
+        cost=CostCritic(gamma=gamma, budget=budget, project=project), watchdog=watchdog,
     )
     # Calibrate with the runtime's own NumPy code, so the threshold is what the robot will compute.
     probe = Shield(config, arrays, fallback=lambda o: center, recovery=lambda o: center)

@@ -6,7 +6,8 @@ it around a policy. Each step the wrapped policy proposes an action and the laye
 1. **limits** clip it (bounds, per-dimension limits, rate limit);
 2. the **support gate** replaces it with the fallback if the behaviour model's score
    ``-log pi_beta(a|s)`` is above its calibrated threshold;
-3. the **cost critic** replaces it with the fallback if ``Q_c(s, a)`` is above the budget;
+3. the **cost critic** replaces it with the fallback if ``Q_c(s, a)`` is above the budget (with
+   ``cost.project``, with the accepted action nearest to it on the way to the fallback's action);
 
 and the fallback's action is clipped by the limits again. ``last_intervention`` holds the layers that
 acted (bit flags :data:`LIMITS`, :data:`SUPPORT`, :data:`COST`, :data:`WATCHDOG`), which the episode
@@ -33,6 +34,7 @@ LAYER_NAMES = {LIMITS: "limits", SUPPORT: "support", COST: "cost", WATCHDOG: "wa
 LOG_STD_RANGE = (-5.0, 2.0)  # the behaviour model's log-std is clipped to this range (fit and runtime)
 _MODELS = {"behavior": "the behaviour model (support gate and 'bc' fallback)", "cost_critic": "the cost critic"}
 MIN_COST_CANDIDATES = 32  # actions the 'min-cost' fallback compares: the behaviour mean and 31 fixed draws
+PROJECTION_POINTS = 8  # points of the line search from a refused action to the fallback's (cost.project)
 
 
 def describe_interventions(flags: int) -> list[str]:
@@ -202,9 +204,24 @@ class Shield:
             refused |= COST
         if refused:
             fallback = self._fallback(obs)
-            out = self.limit(fallback, previous) if c.limits.enabled else fallback
+            fallback = self.limit(fallback, previous) if c.limits.enabled else fallback
+            out = self._project(obs, out, fallback) if c.cost.enabled and c.cost.project else fallback
             flags |= refused
         return out, flags
+
+    def _project(self, obs: np.ndarray, refused: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+        """The point of the segment ``refused -> fallback`` nearest to ``refused`` that the cost critic and
+        the support gate (when on) accept, of ``PROJECTION_POINTS`` evenly spaced ones ending at the
+        fallback's action (which is taken when none is accepted). Both ends are within the limits, and the
+        limits are boxes, so every point of the segment is too."""
+        c = self.config
+        t = np.arange(1, PROJECTION_POINTS + 1, dtype=np.float64)[:, None] / PROJECTION_POINTS
+        candidates = refused + t * (fallback - refused)
+        rows = np.broadcast_to(np.asarray(obs, np.float64).reshape(1, -1), (len(candidates), c.obs_dim))
+        accepted = self.cost_value(rows, candidates) <= c.cost.budget
+        if c.support.enabled:
+            accepted &= self.support_score(rows, candidates) <= c.support.threshold
+        return candidates[int(np.argmax(accepted))] if accepted.any() else fallback
 
     def wrap(self, policy: Callable[[Any], np.ndarray]) -> ShieldedPolicy:
         """``policy`` behind this shield (a fresh watchdog per wrapped policy)."""

@@ -76,6 +76,22 @@ def test_cost_critic_refuses_actions_over_budget():
     assert describe_interventions(SUPPORT | COST) == ["support", "cost"]
 
 
+def test_projection_takes_the_nearest_accepted_action_on_the_way_to_the_fallback():
+    obs = np.zeros(OBS)  # Q_c = a_0 / 2 <= 0.5 <=> a_0 <= 1; the 'stop' fallback is [0, 0]
+    cost_only = hand_shield(support=Support(enabled=False), cost=CostCritic(budget=0.5, project=True))
+    action, flags = cost_only.filter(obs, [1.8, 1.2])  # a_0 = 1.8 (1 - t) <= 1 first at t = 4/8
+    assert flags == COST and np.allclose(action, [0.9, 0.6])
+    action, flags = cost_only.filter(obs, [1.2, 1.9])  # t = 2/8
+    assert np.allclose(action, [0.9, 1.425])
+    both = hand_shield(cost=CostCritic(budget=0.5, project=True))  # the support gate accepts |a| <= 1.6
+    action, flags = both.filter(obs, [1.2, 1.9])  # |[0.9, 1.425]| = 1.69: unfamiliar; t = 3/8 is not
+    assert flags == SUPPORT | COST and np.allclose(action, [0.75, 1.1875])
+    assert cost_only.filter(obs, [0.9, -1.9]) == (pytest.approx([0.9, -1.9]), 0)  # accepted: untouched
+    everything = hand_shield(support=Support(enabled=False), cost=CostCritic(budget=0.0, project=True))
+    action, _ = everything.filter(obs, [1.0, 1.0])  # only a_0 <= 0 is accepted: the fallback itself
+    assert np.allclose(action, [0.0, 0.0])
+
+
 def test_bc_fallback_is_the_behaviour_models_mean():
     shield = hand_shield(support=Support(enabled=False), fallback="bc")
     shield.models["behavior"][0][1][:ACT] = [0.5, -0.5]  # mean tanh(0.5), tanh(-0.5) in scaled units
