@@ -1,23 +1,27 @@
 """Constrained against unconstrained offline RL on a locally built velocity-limit dataset (DSRL-style).
 
-    .venv/bin/python benchmarks/safe_velocity.py [--sac-steps 60000] [--steps 10000] [--seeds 0,1,2]
-        [--algos bc,td3bc,iql,iqllag] [--budget 20] [--out benchmarks/results/safe_velocity.json]
+    .venv/bin/python benchmarks/safe_velocity.py [--robot hopper|halfcheetah] [--sac-steps 60000]
+        [--steps 10000] [--seeds 0,1,2] [--algos bc,td3bc,iql,iqllag] [--budget 20]
+        [--out benchmarks/results/safe_velocity.json]
 
 1. **Behaviours with several velocity limits**, as DSRL built its datasets from policies trained under
    several cost thresholds. DSRL used constrained online learners; here each limited behaviour is SAC
-   trained on ``armfarm/HopperVelocity-v0`` with the reward ``r - w * 1[x_velocity > v_lim]`` (a fixed
-   penalty, ``w = --penalty``) for each ``v_lim`` of ``--limits``, plus the reward-only SAC of the dataset
-   cache (``hopper-medium``'s behaviour, or one trained here with no penalty).
+   trained on the robot's velocity task (``armfarm/HopperVelocity-v0`` or ``armfarm/HalfCheetahVelocity-v0``)
+   with the reward ``r - w * 1[x_velocity > v_lim]`` (a fixed penalty, ``w = --penalty``) for each ``v_lim``
+   of ``--limits``, plus a reward-only SAC (for Hopper the dataset cache's ``hopper-medium`` behaviour when
+   it is there; otherwise one trained here with no penalty).
 2. **The dataset**: ``--episodes`` episodes of each behaviour on the real task (its reward and its cost
-   ``1[x_velocity > 0.7402]``), with Gaussian action noise drawn per episode from 0.05-0.3.
+   ``1[x_velocity > threshold]``: 0.7402 for Hopper, 3.2096 for HalfCheetah), with Gaussian action noise
+   drawn per episode from 0.05-0.3.
 3. **Learners**, each for ``--steps`` gradient steps at its paper defaults, over ``--seeds`` (all seeds
    in one compiled call, ``train_seeds``): the unconstrained ``bc``, ``td3bc``, ``iql`` and the
    constrained ``iqllag`` with ``cost_budget = --budget`` per 1000-step episode.
 4. **Evaluation** of each seed's deterministic policy over ``--eval-episodes`` episodes of the task:
-   D4RL-normalised return (Hopper's references: the rewards are Hopper-v5's) and normalised cost
+   D4RL-normalised return (the robot's D4RL references: the rewards are the v5 tasks') and normalised cost
    (episode cost / budget, DSRL's measure; <= 1 is within budget).
 
-Every stage's output is kept under ``--work`` (``benchmarks/_out/safe_velocity``) and reused when the script runs again.
+Every stage's output is kept under ``--work`` (``benchmarks/_out/safe_velocity`` for Hopper,
+``benchmarks/_out/safe_velocity_halfcheetah``) and reused when the script runs again.
 """
 
 from __future__ import annotations
@@ -35,25 +39,28 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _cpumeter import cpu_model  # noqa: E402
 
-OUT = HERE / "_out" / "safe_velocity"
-TASK = "armfarm/HopperVelocity-v0"
+OUT = HERE / "_out"
 CACHED_SAC = Path.home() / ".cache/armfarm/behavior/Hopper-v5-sac-medium-s0-n300000/policy.npz"
+ROBOTS = {  # base task, velocity task, the limits of the behaviours, the work directory's name
+    "hopper": ("Hopper-v5", "armfarm/HopperVelocity-v0", [0.5, 1.0], "safe_velocity"),
+    "halfcheetah": ("HalfCheetah-v5", "armfarm/HalfCheetahVelocity-v0", [1.5, 3.0], "safe_velocity_halfcheetah"),
+}
 
 
-def penalised_id(limit: float, penalty: float) -> str:
+def penalised_id(base: str, limit: float, penalty: float) -> str:
     """Register (once) and return the training task whose reward pays ``penalty`` per step above ``limit``."""
     import gymnasium as gym
 
     import armfarm.envs  # noqa: F401  (registers the velocity task)
 
-    env_id = f"armfarm-bench/HopperPenalised-l{limit:g}-w{penalty:g}-v0"
+    env_id = f"armfarm-bench/{base.split('-')[0]}Penalised-l{limit:g}-w{penalty:g}-v0"
     if env_id not in gym.registry:
         gym.register(env_id, entry_point=_make_penalised, max_episode_steps=1000,
-                     kwargs={"limit": limit, "penalty": penalty})
+                     kwargs={"base": base, "limit": limit, "penalty": penalty})
     return env_id
 
 
-def _make_penalised(limit: float, penalty: float):
+def _make_penalised(base: str, limit: float, penalty: float):
     import gymnasium as gym
 
     from armfarm.envs.velocity import make_velocity_env
@@ -63,7 +70,7 @@ def _make_penalised(limit: float, penalty: float):
             obs, reward, terminated, truncated, info = self.env.step(action)
             return obs, reward - penalty * float(info["x_velocity"] > limit), terminated, truncated, info
 
-    return Penalised(make_velocity_env("Hopper-v5"))
+    return Penalised(make_velocity_env(base))
 
 
 class NoisyPolicy:
@@ -78,7 +85,7 @@ class NoisyPolicy:
         self.rng, self.noise = rng, rng.uniform(*self.noise_range)
 
     def __call__(self, obs):
-        action = self.policy(np.asarray(obs, np.float32)) + self.noise * self.rng.normal(size=3)
+        action = self.policy(np.asarray(obs, np.float32)) + self.noise * self.rng.normal(size=self.policy.act_dim)
         return np.clip(action, -1, 1).astype(np.float32)
 
 
@@ -87,16 +94,16 @@ def behaviours(args) -> dict[str, Path]:
 
     found = {}
     fast = Path(args.fast_sac)
-    if not fast.exists():
+    if args.robot != "hopper" or not fast.exists():
         fast = args.work / "sac-unlimited" / "policy.npz"
         if not fast.exists():
-            train_online("sac", "Hopper-v5", fast.parent, steps=args.sac_steps, eval_episodes=5, overwrite=True)
+            train_online("sac", args.base, fast.parent, steps=args.sac_steps, eval_episodes=5, overwrite=True)
     found["unlimited"] = fast
     for limit in args.limits:
         run = args.work / f"sac-limit-{limit:g}"
         if not (run / "policy.npz").exists():
             tick = time.perf_counter()
-            train_online("sac", penalised_id(limit, args.penalty), run, steps=args.sac_steps, eval_episodes=5,
+            train_online("sac", penalised_id(args.base, limit, args.penalty), run, steps=args.sac_steps, eval_episodes=5,
                          overwrite=True)
             print(f"[safe_velocity] SAC with limit {limit:g}: {time.perf_counter() - tick:.0f} s", flush=True)
         found[f"limit-{limit:g}"] = run / "policy.npz"
@@ -111,16 +118,16 @@ def build_store(found: dict[str, Path], args) -> Path:
     store = args.work / "store"
     if store.exists():
         return store
-    env = make_env(TASK)
+    env = make_env(args.task)
     target = EpisodeStore(store, create=True, spec=StoreSpec.from_gymnasium(env.observation_space, env.action_space))
     with StoreSink(target) as sink:
         for i, (name, path) in enumerate(found.items()):
-            actor = Actor(env, NoisyPolicy(path, f"sac-{name}", (0.05, 0.3)), sink, TASK, seed=1000 * i)
+            actor = Actor(env, NoisyPolicy(path, f"sac-{name}", (0.05, 0.3)), sink, args.task, seed=1000 * i)
             actor.run(range(i * args.episodes, (i + 1) * args.episodes))
     return store
 
 
-def describe(store: Path, budget: float) -> dict:
+def describe(store: Path, budget: float, base: str) -> dict:
     from armfarm.data import TransitionDataset
     from armfarm.evaluate.scores import normalized_score
 
@@ -128,7 +135,7 @@ def describe(store: Path, budget: float) -> dict:
     costs, returns = data.episode_costs, data.episode_returns
     lengths = np.diff(np.append(data.episode_starts, data.size))
     return {"episodes": len(returns), "transitions": int(data.size),
-            "return_mean": float(returns.mean()), "normalized_return_mean": normalized_score("Hopper-v5", returns.mean()),
+            "return_mean": float(returns.mean()), "normalized_return_mean": normalized_score(base, returns.mean()),
             "cost_mean": float(costs.mean()), "normalized_cost_mean": float(costs.mean() / budget),
             "within_budget_share": float(np.mean(costs <= budget)), "length_mean": float(lengths.mean())}
 
@@ -138,27 +145,33 @@ def evaluate_run(policy_path: Path, args) -> dict:
     from armfarm.evaluate.scores import normalized_score
     from armfarm.policy import NumpyPolicy
 
-    result = evaluate_policy(NumpyPolicy.load(policy_path), TASK, episodes=args.eval_episodes, seed=100_000,
+    result = evaluate_policy(NumpyPolicy.load(policy_path), args.task, episodes=args.eval_episodes, seed=100_000,
                              cost_budget=args.budget)
-    return {"return": result.return_mean, "normalized_return": normalized_score("Hopper-v5", result.return_mean),
+    return {"return": result.return_mean, "normalized_return": normalized_score(args.base, result.return_mean),
             "cost": result.cost_mean, "normalized_cost": result.normalized_cost}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--robot", choices=sorted(ROBOTS), default="hopper")
     p.add_argument("--sac-steps", type=int, default=60_000)
-    p.add_argument("--limits", type=lambda s: [float(x) for x in s.split(",")], default=[0.5, 1.0])
+    p.add_argument("--limits", type=lambda s: [float(x) for x in s.split(",")], default=None,
+                   help="velocity limits of the behaviours (default: 0.5,1.0 for Hopper, 1.5,3.0 for HalfCheetah)")
     p.add_argument("--penalty", type=float, default=2.0)
     p.add_argument("--episodes", type=int, default=60, help="episodes per behaviour")
-    p.add_argument("--fast-sac", default=str(CACHED_SAC))
+    p.add_argument("--fast-sac", default=str(CACHED_SAC), help="Hopper's reward-only behaviour, if it exists")
     p.add_argument("--algos", default="bc,td3bc,iql,iqllag")
     p.add_argument("--steps", type=int, default=10_000)
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--budget", type=float, default=20.0)
     p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--out", type=Path, default=HERE / "results" / "safe_velocity.json")
-    p.add_argument("--work", type=Path, default=OUT, help="where behaviours, the store and the runs are kept")
+    p.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/<work name>.json")
+    p.add_argument("--work", type=Path, default=None, help="where behaviours, the store and the runs are kept")
     args = p.parse_args(argv)
+    args.base, args.task, default_limits, name = ROBOTS[args.robot]
+    args.limits = args.limits or default_limits
+    args.work = args.work or OUT / name
+    args.out = args.out or HERE / "results" / f"{name}.json"
     import jax
 
     from armfarm.train import train_seeds
@@ -173,7 +186,7 @@ def main(argv=None) -> int:
         report["behaviours"][name] = {"policy": str(path), **evaluate_run(path, args)}
         print(f"[safe_velocity] behaviour {name}: {report['behaviours'][name]}", flush=True)
     store = build_store(found, args)
-    report["data"] = describe(store, args.budget)
+    report["data"] = describe(store, args.budget, args.base)
     print(f"[safe_velocity] data: {report['data']}", flush=True)
     for algo in args.algos.split(","):
         run = args.work / "runs" / f"{algo}-n{args.steps}"
