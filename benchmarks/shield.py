@@ -5,12 +5,12 @@
 For each task:
 
 1. **Data with unsafe behaviour.** ``reacher``: 300 ReacherFragile episodes, 70% by the careful planner
-   with action noise 0.1 and 30% uniformly random (which break things). ``hopper``: 100
-   HopperVelocity episodes of a SAC policy trained for reward only (the hopper-medium behaviour run in the
-   dataset cache, or one trained here), with action noise 0.1-0.3: it runs fast, so it is often above the
-   velocity limit.
+   with action noise 0.1 and 30% uniformly random (which break things). ``hopper`` / ``halfcheetah``: a
+   velocity-task store given with ``--hopper-store`` / ``--halfcheetah-store`` (``safe_velocity.py``'s), or
+   100 episodes of a SAC policy trained for reward only (``--hopper-sac`` / ``--halfcheetah-sac``) with
+   action noise 0.1-0.3: it runs fast, so it is often above the velocity limit.
 2. **Reward-only policies.** IQL trained on that data (``--iql-steps``); online SAC (``reacher``: trained
-   here for ``--sac-steps`` environment steps; ``hopper``: the behaviour SAC itself).
+   here for ``--sac-steps`` environment steps; the velocity tasks: that reward-only SAC).
 3. **The shield**, fitted on the data (``armfarm shield fit``'s defaults but ``--shield-steps`` and the
    fallback named below), and each policy evaluated with and without it on the same ``--episodes``
    seeds: return, cost (damage events per episode), interventions per episode.
@@ -36,6 +36,7 @@ sys.path.insert(0, str(HERE))
 from _cpumeter import cpu_model  # noqa: E402
 
 OUT = HERE / "_out" / "shield"
+VELOCITY_TASKS = {"hopper": "armfarm/HopperVelocity-v0", "halfcheetah": "armfarm/HalfCheetahVelocity-v0"}
 
 
 class Mixed:
@@ -58,7 +59,8 @@ class Mixed:
         return np.clip(self.careful(obs) + self.noise * self.rng.normal(size=2), -1, 1).astype(np.float32)
 
 
-def collect(env_id: str, store: Path, behavior, episodes: int, seed: int = 0) -> None:
+def collect(env_id: str, store: Path, parts: list, seed: int = 0) -> None:
+    """Record ``parts`` (``(behaviour, episodes)`` pairs, in order) into a new store at ``store``."""
     from armfarm.actors import Actor, StoreSink
     from armfarm.data import EpisodeStore, StoreSpec
     from armfarm.envs.registry import make_env
@@ -67,8 +69,28 @@ def collect(env_id: str, store: Path, behavior, episodes: int, seed: int = 0) ->
         return
     env = make_env(env_id)
     target = EpisodeStore(store, create=True, spec=StoreSpec.from_gymnasium(env.observation_space, env.action_space))
+    start = 0
     with StoreSink(target) as sink:
-        Actor(env, behavior, sink, env_id, seed=seed).run(range(episodes))
+        for behavior, episodes in parts:
+            Actor(env, behavior, sink, env_id, seed=seed + start).run(range(start, start + episodes))
+            start += episodes
+
+
+class Noisy:
+    """A policy file's action plus Gaussian noise whose std is drawn per episode from ``noise``."""
+
+    def __init__(self, path: Path, env, noise: tuple[float, float], name: str = "sac-noisy"):
+        from armfarm.envs.behavior import BehaviorSpec, make_behavior
+
+        self.inner = make_behavior(BehaviorSpec(str(path), 0.0), env)
+        self.env, self.noise_range, self.policy_id = env, noise, name
+
+    def reset(self, rng):
+        self.rng, self.noise = rng, rng.uniform(*self.noise_range)
+
+    def __call__(self, obs):
+        noise = self.noise * self.rng.normal(size=self.env.action_space.shape)
+        return np.clip(self.inner(obs) + noise, -1, 1).astype(np.float32)
 
 
 def timing(shield, obs: np.ndarray, actions: np.ndarray) -> float:
@@ -82,17 +104,21 @@ def timing(shield, obs: np.ndarray, actions: np.ndarray) -> float:
     return float(np.median(runs))
 
 
-def evaluate_pair(policy, shield, env_id: str, episodes: int, plain=None) -> dict:
-    """``policy`` with and without ``shield`` on the same seeds (``plain``: its unshielded result, if known)."""
+def evaluate_pair(policy, shield, env_id: str, episodes: int, seed: int, plain, random_return: float) -> dict:
+    """``policy`` behind ``shield`` against ``plain`` (its unshielded result on the same seeds).
+    ``return_kept`` is the shielded return over the plain one; ``return_kept_above_random`` measures both
+    from the uniform-random policy's return, which is what "share of the return" means on a task whose
+    returns are negative (Reacher's)."""
     from armfarm.evaluate.rollouts import evaluate_policy
 
-    plain = plain or evaluate_policy(policy, env_id, episodes=episodes, seed=100_000)
-    guarded = evaluate_policy(shield.wrap(policy), env_id, episodes=episodes, seed=100_000)
+    guarded = evaluate_policy(shield.wrap(policy), env_id, episodes=episodes, seed=seed)
     out = {"return": plain.return_mean, "return_std": plain.return_std, "cost": plain.cost_mean,
            "shielded_return": guarded.return_mean, "shielded_return_std": guarded.return_std,
            "shielded_cost": guarded.cost_mean, "interventions_per_episode": guarded.interventions_mean}
     out["cost_reduction"] = None if plain.cost_mean == 0 else 1 - guarded.cost_mean / plain.cost_mean
     out["return_kept"] = None if plain.return_mean == 0 else guarded.return_mean / plain.return_mean
+    gain = plain.return_mean - random_return
+    out["return_kept_above_random"] = None if gain <= 0 else (guarded.return_mean - random_return) / gain
     return out
 
 
@@ -114,6 +140,7 @@ def run_task(task: str, args) -> dict:
     from armfarm.data import TransitionDataset
     from armfarm.envs.behavior import BehaviorSpec, make_behavior
     from armfarm.envs.registry import make_env
+    from armfarm.evaluate.rollouts import evaluate_policy
     from armfarm.online import train_online
     from armfarm.policy import NumpyPolicy
     from armfarm.shield import Shield
@@ -124,33 +151,24 @@ def run_task(task: str, args) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     if task == "reacher":
         env_id = "armfarm/ReacherFragile-v0"
-        collect(env_id, work / "store", Mixed(wild=0.3, noise=0.1), 300)
         sac_dir = work / "sac"
         if not (sac_dir / "policy.npz").exists():
             train_online("sac", env_id, sac_dir, steps=args.sac_steps, eval_episodes=5, overwrite=True)
         sac = NumpyPolicy.load(sac_dir / "policy.npz")
+        parts = [(Mixed(wild=0.3, noise=0.1), 300)]
+        if args.reacher_own_episodes:  # the reward-only SAC's own mistakes, as a farm's store holds them
+            parts.append((Noisy(sac_dir / "policy.npz", make_env(env_id), (0.0, 0.2)), args.reacher_own_episodes))
+        reacher_store = work / ("store" if not args.reacher_own_episodes else f"store-own{args.reacher_own_episodes}")
+        collect(env_id, reacher_store, parts)
     else:
-        env_id = "armfarm/HopperVelocity-v0"
-        sac_path = Path(args.hopper_sac)
-        env = make_env(env_id)
-
-        class Noisy:
-            policy_id = "sac-noisy"
-
-            def __init__(self):
-                self.inner = make_behavior(BehaviorSpec(str(sac_path), 0.0), env)
-
-            def reset(self, rng):
-                self.rng, self.noise = rng, rng.uniform(0.1, 0.3)
-
-            def __call__(self, obs):
-                return np.clip(self.inner(obs) + self.noise * self.rng.normal(size=3), -1, 1).astype(np.float32)
-
-        if args.hopper_store is None:
-            collect(env_id, work / "store", Noisy(), 100)
+        env_id = VELOCITY_TASKS[task]
+        sac_path = Path(getattr(args, f"{task}_sac"))
+        if getattr(args, f"{task}_store") is None:
+            collect(env_id, work / "store", [(Noisy(sac_path, make_env(env_id), (0.1, 0.3)), 100)])
         sac = NumpyPolicy.load(sac_path)
-    store = work / "store" if task == "reacher" or args.hopper_store is None else Path(args.hopper_store)
-    iql_dir = work / ("iql" if store == work / "store" else "iql-on-given-store")
+    given = reacher_store if task == "reacher" else getattr(args, f"{task}_store")
+    store = work / "store" if given is None else Path(given)
+    iql_dir = work / ("iql" if store == work / "store" else f"iql-on-{store.name}")
     if not (iql_dir / "policy.npz").exists():
         train("iql", store, iql_dir, steps=args.iql_steps, overwrite=True)
     iql = NumpyPolicy.load(iql_dir / "policy.npz")
@@ -161,49 +179,59 @@ def run_task(task: str, args) -> dict:
                        "return_per_episode": float(data.episode_returns.mean())}
     rng = np.random.default_rng(0)
     idx = rng.choice(data.size, 2000, replace=False)
-    from armfarm.evaluate.rollouts import evaluate_policy
-
     policies = {"iql": iql, "sac": sac}
-    plain = {name: evaluate_policy(policy, env_id, episodes=args.episodes, seed=100_000)
+    plain = {name: evaluate_policy(policy, env_id, episodes=args.episodes, seed=args.eval_seed)
              for name, policy in policies.items()}
+    random_return = evaluate_policy(make_behavior(BehaviorSpec("random", 0.0), make_env(env_id)), env_id,
+                                    episodes=args.episodes, seed=args.eval_seed).return_mean
+    results["random_return"] = random_return
     for named in args.fallbacks.split(","):
         label, _, fallback = named.rpartition("=") if "=" in named else (named, "", named)
-        shield_dir = work / f"shield-{label}"
-        tick = time.perf_counter()
-        config = fit_shield(store, shield_dir, steps=args.shield_steps, fallback=fallback,
-                            budget=args.budget, overwrite=True)
-        fit_s = time.perf_counter() - tick
-        for budget in args.budgets:
-            for project in args.project:
-                shield = Shield.load(variant(shield_dir, budget, project))
-                key = f"{label} budget={budget:g}" + (" project" if project else "")
-                block = {"fallback": fallback, "budget": budget, "project": project, "fit_s": fit_s,
-                         "support_threshold": config.support.threshold,
-                         "us_per_action": timing(shield, data.observations[idx], data.actions[idx])}
-                for name, policy in policies.items():
-                    block[name] = evaluate_pair(policy, shield, env_id, args.episodes, plain[name])
-                    print(f"[shield] {task} {key} {name}: {json.dumps(block[name])}", flush=True)
-                results["fallbacks"][key] = block
+        for gamma in args.gammas:
+            shield_dir = work / f"shield-{label}-g{gamma:g}"
+            tick = time.perf_counter()
+            config = fit_shield(store, shield_dir, steps=args.shield_steps, fallback=fallback, gamma=gamma,
+                                budget=args.budget, overwrite=True)
+            fit_s = time.perf_counter() - tick
+            for budget in args.budgets:
+                for project in args.project:
+                    shield = Shield.load(variant(shield_dir, budget, project))
+                    key = f"{label} gamma={gamma:g} budget={budget:g}" + (" project" if project else "")
+                    block = {"fallback": fallback, "gamma": gamma, "budget": budget, "project": project,
+                             "fit_s": fit_s, "support_threshold": config.support.threshold,
+                             "us_per_action": timing(shield, data.observations[idx], data.actions[idx])}
+                    for name, policy in policies.items():
+                        block[name] = evaluate_pair(policy, shield, env_id, args.episodes, args.eval_seed,
+                                                    plain[name], random_return)
+                        print(f"[shield] {task} {key} {name}: {json.dumps(block[name])}", flush=True)
+                    results["fallbacks"][key] = block
     return results
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tasks", default="reacher,hopper")
+    p.add_argument("--tasks", default="reacher,hopper", help="reacher, hopper, halfcheetah; comma-separated")
     p.add_argument("--fallbacks", default="stop,bc", help="stop, bc, a policy path, or LABEL=PATH; comma-separated")
     p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--reacher-own-episodes", type=int, default=0,
+                   help="add this many episodes of the reward-only SAC (noise 0-0.2) to the Reacher data")
     p.add_argument("--iql-steps", type=int, default=10_000)
     p.add_argument("--sac-steps", type=int, default=30_000)
     p.add_argument("--shield-steps", type=int, default=5000)
     p.add_argument("--budget", type=float, default=0.5, help="the budget the shields are fitted with")
+    p.add_argument("--gammas", type=lambda v: [float(x) for x in v.split(",")], default=[0.8],
+                   help="cost-critic discounts to fit a shield with (each fallback, each gamma)")
+    p.add_argument("--eval-seed", type=int, default=100_000, help="first evaluation seed (the same for every arm)")
     p.add_argument("--budgets", type=lambda v: [float(x) for x in v.split(",")], default=None,
                    help="cost budgets to evaluate each fitted shield at (default: --budget)")
     p.add_argument("--project", type=lambda v: [x == "on" for x in v.split(",")], default=[False],
                    help="off, on or off,on: replace refused actions by the fallback's, or project them")
     p.add_argument("--hopper-sac", default=str(Path.home() / ".cache/armfarm/behavior/Hopper-v5-sac-medium-s0-n300000"
                                                 "/policy.npz"))
-    p.add_argument("--hopper-store", default=None,
-                   help="fit on this HopperVelocity store (e.g. benchmarks/safe_velocity.py's) instead of building one")
+    p.add_argument("--halfcheetah-sac", default=str(HERE / "_out/safe_velocity_halfcheetah/sac-unlimited/policy.npz"))
+    for robot in VELOCITY_TASKS:
+        p.add_argument(f"--{robot}-store", default=None, help=f"fit on this {robot} velocity store (e.g. "
+                       "benchmarks/safe_velocity.py's) instead of building one from the noisy SAC")
     p.add_argument("--out", type=Path, default=HERE / "results" / "shield.json")
     args = p.parse_args(argv)
     args.budgets = args.budgets or [args.budget]
