@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from fleetlib import episode_arrays, episode_meta
 from shieldlib import write_shield
-from test_client import client_config
+from test_client import client_config, hopper_policy
 
 from armfarm.fleet.client import FleetClient
 from armfarm.fleet.payload import encode
@@ -86,12 +86,6 @@ def test_simulated_robots_run_behind_a_shield_and_a_broken_one_stops_them(server
     broken = run_sim(server.url, server.admin_token, "Hopper-v5", robots=1, episodes=1, prefix="broken",
                      shield=tmp_path / "no-such-shield", spool_dir=tmp_path / "spools2")
     assert not broken.ok and "does not move" in broken.failures[0] and broken.acked == 0
-
-
-def hopper_policy(seed: int) -> NumpyPolicy:
-    rng = np.random.default_rng(seed)
-    return NumpyPolicy([rng.normal(size=(11, 8)), rng.normal(size=(8, 3))], [np.zeros(8), np.zeros(3)],
-                       action_low=-np.ones(3), action_high=np.ones(3), metadata={"algo": "bc", "step": seed})
 
 
 def record_until_version(server, client: FleetClient, version: int):
