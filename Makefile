@@ -13,7 +13,7 @@ STAMP := $(VENV)/.armfarm-installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,ray]"
+	$(BIN)/python -m pip install --quiet -e ".[test,ray,goals]"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -18,6 +18,14 @@ PointMaze (Gymnasium-Robotics UMaze / Medium / Large, sparse and ``-dense`` rewa
     ``reset_target``). The goal is the ``desired_goal`` entry of the observation dict. The run is cut into
     fixed-length episodes (D4RL's maze2d time limits), each marked truncated.
 
+OGBench point mazes (``pointmaze-medium-navigate``, ``pointmaze-large-navigate``, ``pointmaze-medium-stitch``)
+    OGBench's recipes (Park et al. 2024, App. D) on its own environments (the ``ogbench`` package, extra
+    ``goals``): a noisy oracle heads for the environment's shortest-path subgoal, ``clip(d / ||d|| + N(0,
+    0.5^2), -1, 1)``. ``navigate``: 1000-step episodes from a random free cell, with a new goal (a random
+    junction, corner or dead end) each time the current one is reached. ``stitch``: 200-step episodes to a
+    goal 4 cells away, so that long paths exist only as stitched pieces. Observations are the (x, y)
+    position; goals are states, so the data carries no goal and relabeling supplies it.
+
 SAC behaviour runs are cached in a behaviour directory and shared: ``hopper-medium`` and
 ``hopper-medium-replay`` with the same seed come from the same run. A build is deterministic for a seed:
 the same recipe, seed and size give the same episodes (ids included; only creation times differ).
@@ -109,7 +117,21 @@ def _maze_recipes() -> list[Recipe]:
     return recipes
 
 
-RECIPES: dict[str, Recipe] = {r.name: r for r in _locomotion_recipes() + _maze_recipes()}
+OGBENCH_NOISE = 0.5  # OGBench's data_gen_scripts/commands.sh, --noise=0.5 for every point maze
+
+
+def _ogbench_maze_recipes() -> list[Recipe]:
+    return [
+        Recipe("pointmaze-medium-navigate", "pointmaze-medium-v0", "ogbench-navigate", 1_000_000, episode_length=1000,
+               build_time="≈4 min (est.: 5k steps/s)"),
+        Recipe("pointmaze-large-navigate", "pointmaze-large-v0", "ogbench-navigate", 1_000_000, episode_length=1000,
+               build_time="≈4 min (est.: 5k steps/s)"),
+        Recipe("pointmaze-medium-stitch", "pointmaze-medium-v0", "ogbench-stitch", 1_000_000, episode_length=200,
+               build_time="≈4 min (est.: 5k steps/s)"),
+    ]
+
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in _locomotion_recipes() + _maze_recipes() + _ogbench_maze_recipes()}
 
 
 def get_recipe(name: str) -> Recipe:
@@ -126,7 +148,15 @@ def list_recipes() -> list[dict[str, Any]]:
 
 
 def default_behavior_root() -> Path:
-    """Where SAC behaviour runs are cached: ``$ARMFARM_CACHE/behavior`` (default ``~/.cache/armfarm``)."""
+    """Where OGBench point mazes (``pointmaze-medium-navigate``, ``pointmaze-large-navigate``, ``pointmaze-medium-stitch``)
+    OGBench's recipes (Park et al. 2024, App. D) on its own environments (the ``ogbench`` package, extra
+    ``goals``): a noisy oracle heads for the environment's shortest-path subgoal, ``clip(d / ||d|| + N(0,
+    0.5^2), -1, 1)``. ``navigate``: 1000-step episodes from a random free cell, with a new goal (a random
+    junction, corner or dead end) each time the current one is reached. ``stitch``: 200-step episodes to a
+    goal 4 cells away, so that long paths exist only as stitched pieces. Observations are the (x, y)
+    position; goals are states, so the data carries no goal and relabeling supplies it.
+
+SAC behaviour runs are cached: ``$ARMFARM_CACHE/behavior`` (default ``~/.cache/armfarm``)."""
     return Path(os.environ.get("ARMFARM_CACHE", Path.home() / ".cache" / "armfarm")) / "behavior"
 
 
@@ -309,6 +339,51 @@ def _build_maze(writer: _Writer, recipe: Recipe, transitions: int, seed: int) ->
             "goal_changes": goals, "policy_id": behavior.policy_id}
 
 
+def _build_ogbench_maze(writer: _Writer, recipe: Recipe, transitions: int, seed: int) -> dict:
+    """OGBench's navigate / stitch point-maze data: episode ``i`` is reset with seed ``seed + i`` and
+    draws its start, goals and action noise from ``default_rng([seed, i])``."""
+    from armfarm.envs.maze import OGBenchMazeOracle, cells_at_distance, maze_cells
+
+    length = recipe.episode_length
+    env = make_env(recipe.env_id, terminate_at_goal=False, max_episode_steps=length + 1)
+    maze_map = np.asarray(env.unwrapped.maze_map)
+    free, vertices = maze_cells(maze_map)
+    navigate = recipe.kind == "ogbench-navigate"
+    arrivals = 0
+    try:
+        for index, start in enumerate(range(0, transitions, length)):
+            rng = np.random.default_rng([seed, index])
+            init_ij = free[rng.integers(len(free))]
+            targets = vertices if navigate else (cells_at_distance(maze_map, init_ij, 4) or [init_ij])
+            goal_ij = targets[rng.integers(len(targets))]
+            env.action_space.seed(seed + index)
+            obs, _ = env.reset(seed=seed + index, options={"task_info": {"init_ij": init_ij, "goal_ij": goal_ij}})
+            oracle = OGBenchMazeOracle(env, OGBENCH_NOISE, rng)
+            steps = min(length, transitions - start)
+            observations, actions, at_goal = [obs], [], False
+            for _ in range(steps):
+                action = oracle()
+                obs, _reward, _term, _trunc, info = env.step(action)
+                observations.append(obs)
+                actions.append(action)
+                arrivals += bool(info["success"]) and not at_goal
+                at_goal = bool(info["success"])
+                if at_goal and navigate:  # a new goal as soon as this one is reached
+                    env.unwrapped.set_goal(goal_ij=vertices[rng.integers(len(vertices))])
+                    at_goal = False
+            truncated = np.zeros(steps, bool)
+            truncated[-1] = True
+            writer.add(dict(observations=np.stack(observations).astype(np.float32), actions=np.stack(actions),
+                            rewards=np.zeros(steps, np.float32), terminated=np.zeros(steps, bool), truncated=truncated),
+                       f"{recipe.name}-s{seed}-{index:07d}", recipe.kind, collector_id=f"recipe:{recipe.name}",
+                       policy_id="ogbench-maze-oracle", env_id=recipe.env_id, seed=seed)
+    finally:
+        env.close()
+    return {"type": "ogbench-maze-oracle", "action_noise_std": OGBENCH_NOISE, "goal_arrivals": arrivals,
+            "dataset_type": recipe.kind.removeprefix("ogbench-"), "policy_id": "ogbench-maze-oracle",
+            "rewards": "zeros (goal-conditioned data: relabeling supplies rewards)"}
+
+
 def build_dataset(
     name: str,
     store_path: str | Path,
@@ -369,6 +444,8 @@ def build_dataset(
         behaviors.append({"type": "uniform-random", "policy_id": "random"})
     elif recipe.kind == "maze2d":
         behaviors.append(_build_maze(writer, recipe, transitions, seed))
+    elif recipe.kind.startswith("ogbench-"):
+        behaviors.append(_build_ogbench_maze(writer, recipe, transitions, seed))
     elif recipe.kind == "medium-replay":
         from armfarm.online import REPLAY_FILE, ReplayBuffer
 
@@ -397,7 +474,8 @@ def build_dataset(
         "behavior": behaviors if len(behaviors) > 1 else behaviors[0],
         "data_return_mean": float(returns.mean()), "data_return_std": float(returns.std()),
         "build_seconds": round(time.perf_counter() - started, 1), "armfarm_version": __version__,
-        "note": "D4RL-style data built locally by armfarm, not D4RL's datasets",
+        "note": (f"{'OGBench' if recipe.kind.startswith('ogbench-') else 'D4RL'}-style data built locally by armfarm, "
+                 f"not {'OGBench' if recipe.kind.startswith('ogbench-') else 'D4RL'}'s datasets"),
     }
     store.set_provenance({"recipe": provenance})
     return provenance

@@ -33,9 +33,12 @@ from armfarm.algos import (
 )
 from armfarm.algos.core.batches import add_batch_columns
 from armfarm.algos.core.fused import scan_updates
+from armfarm.algos.core.goals import goal_space, resolve_config
 from armfarm.data import EpisodeStore, TransitionDataset
 from armfarm.durable import write_json
 from armfarm.evaluate.rollouts import EvalResult, evaluate_policy
+from armfarm.goals.relabel import GoalSampler
+from armfarm.goals.tasks import evaluate_goal_tasks
 from armfarm.runs import RunDir, eval_block
 
 DEFAULT_STEPS = 100_000
@@ -93,6 +96,8 @@ def train(
     if not algo.offline:
         raise ValueError(f"{algo.name} evaluates policies rather than learning one; use `armfarm ope STORE RUN_DIR...`")
     config = config_from_dict(algo.config_cls, config_overrides or {})
+    goal_env = env_id if algo.goal_conditioned else None  # evaluated on its tasks at the end, not by return
+    env_id = None if goal_env else env_id
     run = RunDir(out_dir)
     checkpoint = run.prepare(resume, overwrite)
 
@@ -100,7 +105,7 @@ def train(
     spec = EpisodeStore(store_path).spec
     bounds = (spec.action.low, spec.action.high) if spec is not None else (None, None)
     stats = DatasetStats.from_dataset(data, action_low=bounds[0], action_high=bounds[1])
-    add_batch_columns(data, algo.batch_keys, config)
+    config, data = batch_source(algo, config, data, spec)
     steps_per_call = min(steps_per_call, steps)
     eval_every = eval_every or (max(steps // 5, steps_per_call) if env_id else None)
     checkpoint_every = checkpoint_every or max(steps // 5, steps_per_call)
@@ -124,7 +129,7 @@ def train(
 
     run.write_config({
         "algo": algo.name, "config": dataclasses.asdict(config), "store": str(store_path), "seed": seed,
-        "steps": steps, "steps_per_call": steps_per_call, "env": env_id, "eval_episodes": eval_episodes,
+        "steps": steps, "steps_per_call": steps_per_call, "env": goal_env or env_id, "eval_episodes": eval_episodes,
         "init_from": None if init_from is None else str(init_from),
         "dataset": {"transitions": int(data.size), "episodes": int(len(data.episode_starts))},
         "armfarm_version": __version__,
@@ -182,8 +187,22 @@ def train(
         if last_eval is None:
             last_eval = evaluate(step)
         summary["eval"] = eval_block(last_eval)
+    if goal_env:
+        summary["goal_eval"] = evaluate_goal_tasks(export(), goal_env, episodes=eval_episodes, seed=10_000 + seed)
     run.write_summary(summary)
     return summary
+
+
+def batch_source(algo: Any, config: Any, data: TransitionDataset, spec: Any) -> tuple[Any, Any]:
+    """What the training batches are drawn from, and the config to train with. A goal-conditioned
+    algorithm gets its goal space fixed from the data's layout and a :class:`GoalSampler` over
+    ``data``; the others get ``data`` with the extra columns their batches carry."""
+    if not algo.goal_conditioned:
+        add_batch_columns(data, algo.batch_keys, config)
+        return config, data
+    key_sizes = {key: s.size for key, s in spec.obs_items()} if spec is not None and spec.obs_keys else None
+    config = resolve_config(config, data.obs_dim, key_sizes)
+    return config, GoalSampler(data, goal_space(config, data.obs_dim), config)
 
 
 def _stack(trees: list) -> Any:
@@ -267,7 +286,7 @@ def _train_vmapped(algo_name, store_path, out: Path, seeds: list[int], data, ste
     spec = EpisodeStore(store_path).spec
     bounds = (spec.action.low, spec.action.high) if spec is not None else (None, None)
     stats = DatasetStats.from_dataset(data, action_low=bounds[0], action_high=bounds[1])
-    add_batch_columns(data, algo.batch_keys, config)
+    config, data = batch_source(algo, config, data, spec)
     runs = [RunDir(out / f"seed_{s}") for s in seeds]
     for run, seed in zip(runs, seeds, strict=True):
         run.prepare(False, overwrite)

@@ -75,3 +75,43 @@ class WaypointController:
 
     def __call__(self, obs: dict) -> np.ndarray:
         return self.act_towards(obs["observation"], obs["desired_goal"])
+
+
+def maze_cells(maze_map: np.ndarray) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The free cells of an OGBench maze map (1 = wall) and, among them, the "vertex" cells: those that
+    are not the middle of a straight corridor (OGBench's navigate goals)."""
+    free, vertices = [], []
+    rows, cols = maze_map.shape
+    for i in range(rows):
+        for j in range(cols):
+            if maze_map[i, j] != 0:
+                continue
+            free.append((i, j))
+            vertical = maze_map[i - 1, j] == 0 and maze_map[i + 1, j] == 0 and maze_map[i, j - 1] and maze_map[i, j + 1]
+            horizontal = maze_map[i, j - 1] == 0 and maze_map[i, j + 1] == 0 and maze_map[i - 1, j] and maze_map[i + 1, j]
+            if not (vertical or horizontal):
+                vertices.append((i, j))
+    return free, vertices
+
+
+def cells_at_distance(maze_map: np.ndarray, start: tuple[int, int], steps: int) -> list[tuple[int, int]]:
+    """Free cells exactly ``steps`` grid moves from ``start`` (OGBench's stitch goals are 4 away)."""
+    dist = grid_distances(maze_map == 0, start)
+    return [(int(i), int(j)) for i, j in zip(*np.nonzero(dist == steps), strict=True)]
+
+
+class OGBenchMazeOracle:
+    """OGBench's navigate behaviour for its point mazes: head for the environment's oracle subgoal (the
+    next cell centre on the shortest path to the current goal) at full speed, ``a = d / ||d||``, plus
+    N(0, noise^2) action noise, clipped to [-1, 1] (Park et al. 2024, App. D; their point agent uses
+    the unit direction as its action)."""
+
+    def __init__(self, env, noise: float, rng: np.random.Generator):
+        self.env, self.noise, self.rng = env.unwrapped, noise, rng
+
+    def __call__(self, _obs=None) -> np.ndarray:
+        here = self.env.get_xy()
+        subgoal, _ = self.env.get_oracle_subgoal(here, self.env.cur_goal_xy)
+        direction = subgoal - here
+        direction = direction / (np.linalg.norm(direction) + 1e-6)
+        return np.clip(direction + self.rng.normal(0.0, self.noise, 2), -1.0, 1.0).astype(np.float32)

@@ -25,11 +25,26 @@ def _register_robotics() -> None:
     _ROBOTICS_REGISTERED = True
 
 
+OGBENCH_FAMILIES = ("pointmaze", "antmaze", "humanoidmaze", "antsoccer", "cube", "scene", "puzzle")
+
+
+def _register_ogbench(env_id: str) -> None:
+    """Register OGBench's environments (importing ``ogbench`` does), or say how to install it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import ogbench  # noqa: F401
+    except ImportError:
+        raise ValueError(f"{env_id} is an OGBench environment; install it with `pip install 'armfarm[goals]'`") from None
+
+
 def make_env(env_id: str, **kwargs) -> gym.Env:
-    """``gymnasium.make(env_id)``, registering Gymnasium-Robotics first when the id needs it.
+    """``gymnasium.make(env_id)``, registering Gymnasium-Robotics or OGBench first when the id needs it.
 
     Raises a ``ValueError`` that names the id when no such environment exists.
     """
+    if env_id not in gym.registry and env_id.split("-")[0] in OGBENCH_FAMILIES:
+        _register_ogbench(env_id)
     if env_id.split("/")[-1].split("_")[0] not in gym.registry and env_id not in gym.registry:
         _register_robotics()
     try:

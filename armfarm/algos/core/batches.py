@@ -20,7 +20,8 @@ from armfarm.algos.core.contract import BASE_BATCH_KEYS as BATCH_KEYS
 
 AgentState = dict[str, Any]
 Batch = dict[str, Any]
-EXTRA_TAILS = {"next_actions": "act_dim"}  # the per-transition shape of extra batch keys that are not scalars
+# the per-transition shape of extra batch keys that are not scalars ("goal_dim": any one width, the same for all)
+EXTRA_TAILS = {"next_actions": "act_dim", "value_goals": "goal_dim", "actor_goals": "goal_dim"}
 
 
 def check_batch(batch: Mapping[str, Any], obs_dim: int, act_dim: int, lead_ndim: int = 1,
@@ -50,9 +51,12 @@ def check_batch(batch: Mapping[str, Any], obs_dim: int, act_dim: int, lead_ndim:
         "rewards": (lead, names),
         "terminals": (lead, names),
     }
+    goal_dims = {np.shape(batch[k])[-1] for k in keys if EXTRA_TAILS.get(k) == "goal_dim" and np.ndim(batch[k]) > lead_ndim}
+    goal_dim = goal_dims.pop() if len(goal_dims) == 1 else -1
     for k in keys:
         if k not in BATCH_KEYS:
-            tail = {"act_dim": (act_dim,), "obs_dim": (obs_dim,)}.get(EXTRA_TAILS.get(k, ""), ())
+            tail = {"act_dim": (act_dim,), "obs_dim": (obs_dim,),
+                    "goal_dim": (goal_dim,)}.get(EXTRA_TAILS.get(k, ""), ())
             expected[k] = ((*lead, *tail), (*names, *([EXTRA_TAILS[k]] if tail else [])))
     for k, (shape, symbolic) in expected.items():
         got = tuple(np.shape(batch[k]))

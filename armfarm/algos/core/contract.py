@@ -37,6 +37,8 @@ class Algorithm:
         batch_keys: what ``update`` reads from a batch (beyond the five base keys, e.g. ``mc_returns``).
         finetune: config changes for the online phase of ``armfarm finetune`` (``{}``: the same config),
             as its paper runs it; None: the algorithm is not fine-tuned online.
+        goal_conditioned: it learns from hindsight-relabeled goals (:mod:`armfarm.goals.relabel`): its
+            config is a :class:`~armfarm.algos.core.goals.GoalConfig` and its policy's input is ``[s, g]``.
     """
 
     name: str
@@ -48,6 +50,7 @@ class Algorithm:
     summary: str
     batch_keys: tuple[str, ...] = BASE_BATCH_KEYS
     finetune: dict[str, Any] | None = None
+    goal_conditioned: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
