@@ -31,13 +31,11 @@ from armfarm.algos import (
     run_train_call,
     save_checkpoint,
 )
-from armfarm.algos.core.batches import add_batch_columns
 from armfarm.algos.core.fused import scan_updates
-from armfarm.algos.core.goals import goal_space, resolve_config
+from armfarm.algos.core.goals import batch_source
 from armfarm.data import EpisodeStore, TransitionDataset
 from armfarm.durable import write_json
 from armfarm.evaluate.rollouts import EvalResult, evaluate_policy
-from armfarm.goals.relabel import GoalSampler
 from armfarm.goals.tasks import evaluate_goal_tasks
 from armfarm.runs import RunDir, eval_block
 
@@ -191,18 +189,6 @@ def train(
         summary["goal_eval"] = evaluate_goal_tasks(export(), goal_env, episodes=eval_episodes, seed=10_000 + seed)
     run.write_summary(summary)
     return summary
-
-
-def batch_source(algo: Any, config: Any, data: TransitionDataset, spec: Any) -> tuple[Any, Any]:
-    """What the training batches are drawn from, and the config to train with. A goal-conditioned
-    algorithm gets its goal space fixed from the data's layout and a :class:`GoalSampler` over
-    ``data``; the others get ``data`` with the extra columns their batches carry."""
-    if not algo.goal_conditioned:
-        add_batch_columns(data, algo.batch_keys, config)
-        return config, data
-    key_sizes = {key: s.size for key, s in spec.obs_items()} if spec is not None and spec.obs_keys else None
-    config = resolve_config(config, data.obs_dim, key_sizes)
-    return config, GoalSampler(data, goal_space(config, data.obs_dim), config)
 
 
 def _stack(trees: list) -> Any:

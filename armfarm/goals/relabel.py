@@ -53,8 +53,11 @@ class GoalSampler:
 
     def __init__(self, data: Any, space: GoalSpace, config: Any):
         check_rates(config)
-        if data.obs_dim != space.obs_dim:
-            raise ValueError(f"the goal space is for {space.obs_dim}-wide observations, the data's are {data.obs_dim}")
+        obs = getattr(data, "observations", None)
+        if not isinstance(obs, np.ndarray) or obs.ndim != 2:
+            raise ValueError("goal relabeling needs flattened (N, obs_dim) observations in memory (a TransitionDataset)")
+        if obs.shape[1] != space.obs_dim:
+            raise ValueError(f"the goal space is for {space.obs_dim}-wide observations, the data's are {obs.shape[1]}")
         self.data, self.space, self.config = data, space, config
         starts, ends = episode_bounds(data)
         self.last = np.repeat(ends - 1, ends - starts)  # each transition's episode's last transition
@@ -87,7 +90,9 @@ class GoalSampler:
         idx = rng.integers(0, self.size, size=num_batches * batch_size)
         value_idx = self.goal_indices(rng, idx, "value")
         actor_idx = self.goal_indices(rng, idx, "actor")
-        batch = self.data._gather(idx)
+        d = self.data
+        batch = {"observations": d.observations[idx], "actions": np.asarray(d.actions[idx], np.float32),
+                 "next_observations": d.next_observations[idx]}
         batch["value_goals"] = self.goals[value_idx]
         batch["actor_goals"] = self.goals[actor_idx]
         success = value_idx == idx

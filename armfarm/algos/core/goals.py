@@ -13,10 +13,11 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from armfarm.algos.core.batches import AgentState, preprocess
+from armfarm.algos.core.batches import AgentState, add_batch_columns, preprocess
 from armfarm.algos.core.config import ConfigBase, param
-from armfarm.goals.relabel import check_rates
+from armfarm.goals.relabel import GoalSampler, check_rates
 from armfarm.goals.space import GoalSpace, resolve_goal_space
 
 
@@ -103,3 +104,17 @@ def export_goal_policy(policy: Any, config: GoalConfig, state: AgentState) -> An
         policy.obs_mean = space.compose(mean, mean[list(space.dims)]).astype("float32")
         policy.obs_std = space.compose(std, std[list(space.dims)]).astype("float32")
     return policy
+
+
+def batch_source(algo: Any, config: Any, data: Any, spec: Any = None) -> tuple[Any, Any]:
+    """What the training batches are drawn from, and the config to train with. A goal-conditioned
+    algorithm gets its goal space fixed from the data's layout and a :class:`GoalSampler` over
+    ``data``; the others get ``data`` with the extra columns their batches carry. ``spec`` (the store's
+    :class:`~armfarm.data.schema.StoreSpec`) gives the dict-observation layout, if any."""
+    if not algo.goal_conditioned:
+        add_batch_columns(data, algo.batch_keys, config)
+        return config, data
+    key_sizes = {key: s.size for key, s in spec.obs_items()} if spec is not None and spec.obs_keys else None
+    obs_dim = int(np.shape(data.observations)[1])
+    config = resolve_config(config, obs_dim, key_sizes)
+    return config, GoalSampler(data, goal_space(config, obs_dim), config)

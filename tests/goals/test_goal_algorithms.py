@@ -1,0 +1,93 @@
+"""The goal-conditioned learners: their contract (finite metrics, a NumPy policy on [s, g] that matches
+the state, bit-exact resume through `armfarm train`) and a known answer on mixed data."""
+
+import json
+
+import numpy as np
+import pytest
+from goal_testlib import mixed_dataset, success_rate
+
+from armfarm.algos import DatasetStats, get_algorithm, load_checkpoint, make_train_fn
+from armfarm.algos.core.goals import batch_source
+from armfarm.data import Episode, EpisodeStore
+from armfarm.goals import GoalPolicy
+from armfarm.policy import NumpyPolicy
+from armfarm.train import train
+
+GOAL_ALGOS = ("gcbc", "gciql", "gcivl")
+TINY = {"hidden": (32, 32), "batch_size": 64}
+
+
+def _learn(name, data, steps, seed=0, **changes):
+    algo = get_algorithm(name)
+    config, source = batch_source(algo, algo.config_cls(**{**TINY, **changes}), data)
+    stats = DatasetStats.from_dataset(data, action_low=-1.0, action_high=1.0)
+    state, fn, rng = algo.init(config, stats, seed), make_train_fn(algo, config), np.random.default_rng(seed)
+    metrics = {}
+    for _ in range(steps // 250):
+        state, metrics = fn(state, source.sample_stacked(rng, 250, config.batch_size))
+    return algo, config, state, {k: float(v) for k, v in metrics.items()}
+
+
+@pytest.mark.parametrize("name", GOAL_ALGOS)
+def test_goal_algorithms_train_and_export_a_policy_on_state_and_goal(name):
+    data = mixed_dataset(episodes=20, length=25)
+    algo, config, state, metrics = _learn(name, data, 500)
+    assert metrics and all(np.isfinite(v) for v in metrics.values())
+    assert config.goal_dims == (0, 1) and config.goal_slot is None
+    policy = algo.export_policy(config, state)
+    assert policy.obs_dim == 4 and policy.metadata["goal"]["dims"] == [0, 1]
+    act = GoalPolicy(policy)
+    obs, goal = np.array([0.1, -0.2], np.float32), np.array([0.5, 0.5], np.float32)
+    np.testing.assert_array_equal(act(obs, goal), policy(np.concatenate([obs, goal])))
+    with pytest.raises(ValueError, match="batch field 'value_goals'"):
+        fn = make_train_fn(algo, config)
+        good = batch_source(algo, config, data)[1].sample_stacked(np.random.default_rng(0), 2, 8)
+        fn(state, {**good, "value_goals": good["value_goals"][..., :1]})
+
+
+def test_a_plain_policy_is_refused_as_a_goal_policy():
+    policy = NumpyPolicy([np.zeros((2, 2))], [np.zeros(2)], metadata={"algo": "bc"})
+    with pytest.raises(ValueError, match="not goal-conditioned"):
+        GoalPolicy(policy)
+
+
+@pytest.mark.slow
+def test_gciql_and_gcivl_reach_goals_that_gcbc_on_mixed_data_does_not():
+    """Mostly random data: GCBC averages random actions on hindsight goals and crawls (about half the
+    far goals within the time limit); the value learners pick full speed towards the goal."""
+    data = mixed_dataset()
+    common = {"hidden": (64, 64), "batch_size": 256, "gamma": 0.9}
+    rates = {}
+    for name, steps in (("gcbc", 6000), ("gciql", 6000), ("gcivl", 3000)):
+        algo, config, state, _ = _learn(name, data, steps, **common)
+        rates[name] = success_rate(GoalPolicy(algo.export_policy(config, state)))
+    assert rates["gcbc"] < 0.7, rates
+    assert rates["gciql"] >= 0.9 and rates["gcivl"] >= 0.9, rates
+
+
+def _store_from(data, path):
+    store = EpisodeStore(path, create=True)
+    episodes = []
+    for e, start in enumerate(data.episode_starts):
+        end = data.episode_starts[e + 1] if e + 1 < len(data.episode_starts) else data.size
+        obs = np.concatenate([data.observations[start:end], data.next_observations[end - 1:end]])
+        n = end - start
+        episodes.append(Episode(obs, data.actions[start:end], np.zeros(n, np.float32), np.zeros(n, bool),
+                                np.eye(n, dtype=bool)[-1], episode_id=f"ep{e}"))
+    store.write(episodes)
+    return store
+
+
+@pytest.mark.parametrize("name", ["gciql", "gcivl"])
+def test_training_from_a_store_resumes_bit_for_bit(name, tmp_path):
+    _store_from(mixed_dataset(episodes=12, length=20), tmp_path / "store")
+    kw = dict(steps=40, steps_per_call=10, checkpoint_every=20, config_overrides=TINY)
+    train(name, tmp_path / "store", tmp_path / "full", **kw)
+    train(name, tmp_path / "store", tmp_path / "half", **{**kw, "steps": 20})
+    train(name, tmp_path / "store", tmp_path / "half", **kw, resume=True)
+    a, b = (NumpyPolicy.load(tmp_path / run / "policy.npz") for run in ("full", "half"))
+    assert all(np.array_equal(x, y) for x, y in zip(a.weights, b.weights, strict=True))
+    ckpt = load_checkpoint(tmp_path / "full" / "checkpoints" / "step_40")
+    assert ckpt.config.goal_dims == (0, 1)
+    assert json.loads((tmp_path / "full" / "config.json").read_text())["config"]["goal_dims"] == [0, 1]
