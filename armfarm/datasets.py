@@ -51,7 +51,7 @@ from armfarm.actors import Actor, RecordedEpisode, StoreSink
 from armfarm.actors.store_sink import FLUSH_TRANSITIONS
 from armfarm.data import EpisodeStore
 from armfarm.envs.behavior import BehaviorSpec, make_behavior
-from armfarm.envs.registry import make_env
+from armfarm.envs.registry import global_numpy_seed, make_env
 from armfarm.evaluate.scores import D4RL_REFERENCE_RETURNS
 
 MAZE_NOISE = 0.5  # D4RL maze2d --noisy
@@ -357,20 +357,21 @@ def _build_ogbench_maze(writer: _Writer, recipe: Recipe, transitions: int, seed:
             targets = vertices if navigate else (cells_at_distance(maze_map, init_ij, 4) or [init_ij])
             goal_ij = targets[rng.integers(len(targets))]
             env.action_space.seed(seed + index)
-            obs, _ = env.reset(seed=seed + index, options={"task_info": {"init_ij": init_ij, "goal_ij": goal_ij}})
-            oracle = OGBenchMazeOracle(env, OGBENCH_NOISE, rng)
-            steps = min(length, transitions - start)
-            observations, actions, at_goal = [obs], [], False
-            for _ in range(steps):
-                action = oracle()
-                obs, _reward, _term, _trunc, info = env.step(action)
-                observations.append(obs)
-                actions.append(action)
-                arrivals += bool(info["success"]) and not at_goal
-                at_goal = bool(info["success"])
-                if at_goal and navigate:  # a new goal as soon as this one is reached
-                    env.unwrapped.set_goal(goal_ij=vertices[rng.integers(len(vertices))])
-                    at_goal = False
+            with global_numpy_seed(seed + index):  # OGBench's goal noise comes from np.random
+                obs, _ = env.reset(seed=seed + index, options={"task_info": {"init_ij": init_ij, "goal_ij": goal_ij}})
+                oracle = OGBenchMazeOracle(env, OGBENCH_NOISE, rng)
+                steps = min(length, transitions - start)
+                observations, actions, at_goal = [obs], [], False
+                for _ in range(steps):
+                    action = oracle()
+                    obs, _reward, _term, _trunc, info = env.step(action)
+                    observations.append(obs)
+                    actions.append(action)
+                    arrivals += bool(info["success"]) and not at_goal
+                    at_goal = bool(info["success"])
+                    if at_goal and navigate:  # a new goal as soon as this one is reached
+                        env.unwrapped.set_goal(goal_ij=vertices[rng.integers(len(vertices))])
+                        at_goal = False
             truncated = np.zeros(steps, bool)
             truncated[-1] = True
             writer.add(dict(observations=np.stack(observations).astype(np.float32), actions=np.stack(actions),

@@ -66,7 +66,7 @@ def bench(name: str, seconds: float, repeats: int, k: int) -> dict:
     from algo_testlib import random_dataset
 
     from armfarm.algos import DatasetStats, get_algorithm, make_train_fn
-    from armfarm.algos.core.batches import add_batch_columns
+    from armfarm.algos.core.goals import batch_source
 
     algo = get_algorithm(name)
     config = algo.config_cls()
@@ -82,7 +82,7 @@ def bench(name: str, seconds: float, repeats: int, k: int) -> dict:
         NumpyPolicy([rng.normal(size=(11, 256)), rng.normal(size=(256, 256)), rng.normal(size=(256, 3))],
                     [np.zeros(256), np.zeros(256), np.zeros(3)]).save(path)
         config = algo.config_cls(policy_path=str(path))
-    add_batch_columns(ds, algo.batch_keys, config)
+    config, ds = batch_source(algo, config, ds)
     state = algo.init(config, stats, 0)
     one = {key: v[0] for key, v in ds.sample_stacked(np.random.default_rng(0), 1, config.batch_size).items()}
     cost = jax.jit(lambda s, b: algo.update(config, s, b)).lower(state, one).compile().cost_analysis()

@@ -17,6 +17,7 @@ class ImportFormat(StrEnum):
     minari = "minari"
     d4rl = "d4rl"
     npz = "npz"
+    ogbench = "ogbench"
 
 
 class ExportFormat(StrEnum):
@@ -25,19 +26,21 @@ class ExportFormat(StrEnum):
 
 @app.command("import")
 def import_(
-    fmt: ImportFormat = typer.Argument(..., metavar="{minari,d4rl,npz}", help="Layout of SRC."),
-    src: Path = typer.Argument(..., help="Minari dataset directory, D4RL-layout .hdf5, or .npz file."),
+    fmt: ImportFormat = typer.Argument(..., metavar="{minari,d4rl,npz,ogbench}", help="Layout of SRC."),
+    src: Path = typer.Argument(..., help="Minari dataset directory, D4RL-layout .hdf5, .npz, or OGBench .npz file."),
     store: Path = typer.Argument(..., help="Episode store to write into (created if missing)."),
     env_id: str = typer.Option(None, "--env", help="Environment id to record in the episodes' metadata."),
 ) -> None:
     """Import a dataset into STORE. Nothing is written unless the whole file is valid."""
-    from armfarm.data import import_d4rl, import_minari, import_npz
+    from armfarm.data import import_d4rl, import_minari, import_npz, import_ogbench
 
     with user_errors():
         if fmt is ImportFormat.minari:
             report = import_minari(src, store)
         elif fmt is ImportFormat.d4rl:
             report = import_d4rl(src, store, env_id=env_id)
+        elif fmt is ImportFormat.ogbench:
+            report = import_ogbench(src, store, env_id=env_id)
         else:
             report = import_npz(src, store, env_id=env_id)
     results.print(f"imported {report.episodes} episodes ({report.transitions} transitions) from {src} into {store}")

@@ -17,14 +17,20 @@ def evaluate(
     shield: Path = typer.Option(None, "--shield", help="Run the policy behind this shield (`armfarm shield fit`)."),
     cost_budget: float = typer.Option(None, "--cost-budget", min=0.0,
                                       help="Episode cost budget for the normalised cost (default: the task's)."),
+    tasks: str = typer.Option(None, "--tasks", help="Goal-conditioned policies: the environment's evaluation "
+                                                     "tasks to run, e.g. 1-5 (OGBench's); reports success rates."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Mean and std return and cost of the policy in RUN_DIR, with the D4RL-normalised score and the
-    normalised cost (cost / budget) where defined."""
+    normalised cost (cost / budget) where defined; with --tasks, the success rate of a goal-conditioned
+    policy on each evaluation task and overall."""
     from armfarm.envs.behavior import resolve_policy_path
     from armfarm.evaluate.rollouts import evaluate_policy
     from armfarm.policy import NumpyPolicy
 
+    if tasks is not None:
+        _evaluate_tasks(run_dir, env_id, tasks, episodes, seed, as_json)
+        return
     with user_errors(), progress_bar() as bar:
         policy = NumpyPolicy.load(resolve_policy_path(run_dir))
         if shield is not None:
@@ -45,3 +51,30 @@ def evaluate(
         cost += f"; shield interventions {result.interventions_mean:.1f} per episode"
     results.print(f"{env_id}: return {result.return_mean:.2f} ± {result.return_std:.2f} over {episodes} episodes"
                   f"{normalized}{cost}")
+
+
+def _evaluate_tasks(run_dir: Path, env_id: str, tasks: str, episodes: int, seed: int, as_json: bool) -> None:
+    """``armfarm eval --tasks``: success rates of a goal-conditioned policy on the environment's tasks."""
+    from armfarm.envs.behavior import resolve_policy_path
+    from armfarm.envs.registry import make_env
+    from armfarm.goals.tasks import evaluate_goal_tasks, ogbench_env_id, parse_tasks
+    from armfarm.policy import NumpyPolicy
+
+    with user_errors(), progress_bar() as bar:
+        policy = NumpyPolicy.load(resolve_policy_path(run_dir))
+        env = make_env(ogbench_env_id(env_id))
+        available = len(getattr(env.unwrapped, "task_infos", None) or [])
+        env.close()
+        if not available:
+            raise ValueError(f"{env_id} has no evaluation tasks (OGBench's environments have five)")
+        chosen = parse_tasks(tasks, available)
+        task = bar.add_task("evaluating", total=episodes * len(chosen), info=env_id)
+        result = evaluate_goal_tasks(policy, env_id, chosen, episodes=episodes, seed=seed,
+                                     progress=lambda: bar.advance(task))
+    if as_json:
+        print_json(result)
+        return
+    for row in result["tasks"]:
+        results.print(f"task {row['task']} ({row['name']}): success {row['success_rate']:.0%} "
+                      f"({row['successes']}/{row['episodes']})")
+    results.print(f"{env_id}: success {result['success_rate']:.0%} over {len(result['tasks'])} tasks")

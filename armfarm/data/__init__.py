@@ -12,7 +12,7 @@ from armfarm.data.check import CheckReport, check_store
 from armfarm.data.dataset import MemmapSampler, TransitionDataset
 from armfarm.data.errors import DataError
 from armfarm.data.exporters import export_minari
-from armfarm.data.importers import ImportReport, import_d4rl, import_minari, import_npz
+from armfarm.data.importers import ImportReport, import_d4rl, import_minari, import_npz, import_ogbench
 from armfarm.data.schema import SCHEMA_VERSION, ArraySpec, Episode, StoreSpec
 from armfarm.data.store import EpisodeRecord, EpisodeStore
 
@@ -33,4 +33,5 @@ __all__ = [
     "import_d4rl",
     "import_minari",
     "import_npz",
+    "import_ogbench",
 ]

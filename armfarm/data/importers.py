@@ -28,6 +28,9 @@ directory holding ``data/metadata.json`` and ``data/main_data.hdf5``, whose grou
 hold ``observations`` (``T + 1`` rows; a group of arrays for Dict spaces; JPEG-encoded images are
 decoded), ``actions``, ``rewards``, ``terminations`` and ``truncations``, and optionally ``costs``
 (armfarm's exporter writes them). Infos are not imported.
+
+**OGBench.** Its ``.npz`` layouts (as shipped, compact with ``valids``, or regular with
+``next_observations``); see :func:`import_ogbench`.
 """
 
 from __future__ import annotations
@@ -120,42 +123,142 @@ def import_npz(
 ) -> ImportReport:
     """Import a NumPy ``.npz`` archive of flat arrays (keys as in the module docs)."""
     src = Path(src)
-    try:
-        archive = np.load(src, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(
-            f"cannot open as .npz ({e})",
-            path=src,
-            hint="the file is missing, truncated or not an .npz archive",
-        ) from e
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(
-            "is a single .npy array, not an .npz archive",
-            path=src,
-            hint="save the arrays with np.savez(path, observations=..., actions=..., ...)",
-        )
-    with archive:
-
-        def get(key: str) -> np.ndarray | None:
-            if key not in archive.files:
-                return None
-            try:
-                return archive[key]
-            except ValueError as e:  # object arrays need pickle, which is never enabled
-                raise DataError(
-                    f"cannot be loaded ({e})",
-                    path=src,
-                    field=key,
-                    hint="store numeric arrays, not Python objects",
-                ) from e
-            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-                raise DataError(
-                    f"cannot be read ({e})", path=src, field=key, hint="the file is truncated or corrupt"
-                ) from e
-
+    with _open_npz(src) as get:
         digest = file_sha256(src)
         episodes, dropped = _episodes_from_flat(get, src, "npz", env_id or "", digest[:16])
     return _write(episodes, src, store_path, "npz", on_duplicate, dropped, sha256=digest)
+
+
+def import_ogbench(
+    src: str | os.PathLike,
+    store_path: str | os.PathLike,
+    env_id: str | None = None,
+    on_duplicate: Literal["error", "skip"] = "error",
+) -> ImportReport:
+    """Import an OGBench dataset file (``.npz``), in any of its three layouts:
+
+    * **as OGBench ships it**: ``observations`` and ``actions`` with one row per *state*, and
+      ``terminals`` = 1 on each trajectory's last state (whose action has no next state and is dropped);
+    * **compact**: the same with ``valids`` = 0 on each trajectory's last state (``terminals`` is then 1
+      on its last two rows, and is not needed);
+    * **regular**: one row per transition with ``next_observations``, ``terminals`` = 1 on each
+      trajectory's last transition.
+
+    OGBench's data has no rewards (goals are relabeled when training), so rewards are stored as 0, and its
+    trajectories end by a time limit, so each episode is truncated. ``qpos``/``qvel``/``button_states``
+    are not imported.
+    """
+    src = Path(src)
+    with _open_npz(src) as get:
+        digest = file_sha256(src)
+        episodes = _ogbench_episodes(get, src, env_id or "", digest[:16])
+    return _write(episodes, src, store_path, "ogbench", on_duplicate, 0, sha256=digest)
+
+
+class _open_npz:
+    """``with _open_npz(path) as get:``: ``get(key)`` is the archive's array (None if absent), with every
+    failure a :class:`DataError` naming the file and the key."""
+
+    def __init__(self, src: Path):
+        self.src = src
+        try:
+            self.archive = np.load(src, allow_pickle=False)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(
+                f"cannot open as .npz ({e})",
+                path=src,
+                hint="the file is missing, truncated or not an .npz archive",
+            ) from e
+        if not isinstance(self.archive, np.lib.npyio.NpzFile):
+            raise DataError(
+                "is a single .npy array, not an .npz archive",
+                path=src,
+                hint="save the arrays with np.savez(path, observations=..., actions=..., ...)",
+            )
+
+    def __enter__(self) -> Callable[[str], np.ndarray | None]:
+        return self.get
+
+    def __exit__(self, *exc: object) -> None:
+        self.archive.close()
+
+    def get(self, key: str) -> np.ndarray | None:
+        if key not in self.archive.files:
+            return None
+        try:
+            return self.archive[key]
+        except ValueError as e:  # object arrays need pickle, which is never enabled
+            raise DataError(
+                f"cannot be loaded ({e})", path=self.src, field=key, hint="store numeric arrays, not Python objects"
+            ) from e
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise DataError(f"cannot be read ({e})", path=self.src, field=key, hint="the file is truncated or corrupt") from e
+
+
+def _ogbench_episodes(get: Callable[[str], np.ndarray | None], src: Path, env_id: str, id_prefix: str) -> list[Episode]:
+    """Validate an OGBench file's arrays (see :func:`import_ogbench`) and split them into episodes."""
+    arrays = {key: get(key) for key in ("observations", "actions", "terminals", "valids", "next_observations")}
+    for key in ("observations", "actions"):
+        if arrays[key] is None:
+            raise DataError("required key is missing", path=src, field=key,
+                            hint="an OGBench file holds observations, actions and terminals (or valids)")
+    if arrays["terminals"] is None and arrays["valids"] is None:
+        raise DataError("required key is missing", path=src, field="terminals",
+                        hint="an OGBench file marks trajectory ends with terminals (or valids)")
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    obs = arrays["observations"]
+    n = len(obs) if obs.ndim else 0
+    for key, value in arrays.items():
+        canonical_dtype(value.dtype, path=src, field=key)
+        if value.ndim == 0 or len(value) != n:
+            raise DataError(f"has {len(value) if value.ndim else 0} rows but observations has {n}", path=src, field=key,
+                            hint="all arrays need one row per row of observations")
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            row = int(np.flatnonzero(~np.isfinite(value.reshape(n, -1)).all(axis=1))[0])
+            raise DataError(f"contains NaN or inf (first at row {row})", path=src, field=key,
+                            hint="repair or drop the affected rows before importing")
+    if n == 0:
+        raise DataError("is empty", path=src, field="observations", hint="the file holds no transitions")
+    for key in ("terminals", "valids"):
+        if key in arrays:
+            if arrays[key].ndim != 1 or not np.isin(arrays[key], (0, 1)).all():
+                raise DataError("must hold one 0/1 flag per row", path=src, field=key, hint="store (N,) 0/1 flags")
+            arrays[key] = arrays[key].astype(bool)
+    next_obs = arrays.get("next_observations")
+    if next_obs is not None and next_obs.shape != obs.shape:
+        raise DataError(f"has shape {next_obs.shape}, observations has {obs.shape}", path=src,
+                        field="next_observations", hint="next_observations must match observations")
+    if next_obs is not None:  # regular: terminals end transitions
+        if "terminals" not in arrays:
+            raise DataError("required key is missing", path=src, field="terminals",
+                            hint="a file with next_observations marks each trajectory's last transition in terminals")
+        ends = arrays["terminals"]
+    else:  # as shipped, or compact: the flagged row is the trajectory's last state
+        ends = ~arrays["valids"] if "valids" in arrays else arrays["terminals"]
+    field = "terminals" if next_obs is not None or "valids" not in arrays else "valids"
+    if not ends[-1]:
+        raise DataError("does not end the last trajectory", path=src, field=field,
+                        hint="the file is truncated: its last row must end a trajectory")
+    episodes, start = [], 0
+    for end in np.flatnonzero(ends):
+        if next_obs is not None:
+            observations, stop = np.concatenate([obs[start:end + 1], next_obs[end:end + 1]]), end + 1
+            inside = (next_obs[start:end] == obs[start + 1:end + 1]).reshape(end - start, -1).all(axis=1)
+            if not inside.all():
+                row = start + int(np.flatnonzero(~inside)[0])
+                raise DataError(f"row {row} is not the next row's observation inside a trajectory", path=src,
+                                field="next_observations", hint="mark the trajectory's end in terminals")
+        else:
+            observations, stop = obs[start:end + 1], end
+        length = stop - start
+        if length >= 1:
+            episodes.append(Episode(
+                observations=observations, actions=arrays["actions"][start:stop],
+                rewards=np.zeros(length, np.float32), terminated=np.zeros(length, bool),
+                truncated=np.arange(length) == length - 1,
+                episode_id=f"{id_prefix}-{len(episodes):07d}", collector_id="import:ogbench", env_id=env_id))
+        start = end + 1
+    return episodes
 
 
 def import_minari(

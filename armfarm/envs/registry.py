@@ -38,6 +38,21 @@ def _register_ogbench(env_id: str) -> None:
         raise ValueError(f"{env_id} is an OGBench environment; install it with `pip install 'armfarm[goals]'`") from None
 
 
+@contextlib.contextmanager
+def global_numpy_seed(seed: int):
+    """Seed NumPy's global generator for the block and restore its state afterwards. OGBench's
+    environments draw start and goal noise from ``np.random``; this makes their episodes repeatable
+    without disturbing anyone else's use of the global generator."""
+    import numpy as np
+
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(saved)
+
+
 def make_env(env_id: str, **kwargs) -> gym.Env:
     """``gymnasium.make(env_id)``, registering Gymnasium-Robotics or OGBench first when the id needs it.
 

@@ -64,7 +64,7 @@ def evaluate_goal_tasks(policy: Any, env_id: str, tasks: Sequence[int] | None = 
 
     Returns ``{"env_id", "tasks": [{"task", "name", "success_rate", "successes", "episodes"}],
     "success_rate"}`` (the mean over tasks)."""
-    from armfarm.envs.registry import make_env
+    from armfarm.envs.registry import global_numpy_seed, make_env
 
     act = GoalPolicy(policy)
     env = make_env(ogbench_env_id(env_id))
@@ -77,13 +77,14 @@ def evaluate_goal_tasks(policy: Any, env_id: str, tasks: Sequence[int] | None = 
         for task in chosen:
             successes = 0
             for e in range(episodes):
-                obs, info = env.reset(seed=seed + e, options={"task_id": task, "render_goal": False})
-                goal, reached = info["goal"], False
-                while True:
-                    obs, _r, terminated, truncated, info = env.step(act(obs, goal))
-                    reached = reached or bool(info.get("success", False))
-                    if terminated or truncated:
-                        break
+                with global_numpy_seed(seed + e):  # OGBench's start noise comes from np.random
+                    obs, info = env.reset(seed=seed + e, options={"task_id": task, "render_goal": False})
+                    goal, reached = info["goal"], False
+                    while True:
+                        obs, _r, terminated, truncated, info = env.step(act(obs, goal))
+                        reached = reached or bool(info.get("success", False))
+                        if terminated or truncated:
+                            break
                 successes += reached
                 if progress is not None:
                     progress()
