@@ -78,6 +78,9 @@ def train(
     the live policy. ``stop``, once set, ends training after the current fused call with a checkpoint
     there, raising :class:`TrainingStopped`; the run resumes from it with ``resume=True``.
 
+    A goal-conditioned algorithm (``gcbc``, ``gciql``, ``gcivl``) is evaluated once, at the end, on
+    ``env_id``'s evaluation tasks (success rates, ``summary["goal_eval"]``) rather than by return.
+
     ``eval_every`` (default: five evaluations over the run when ``env_id`` is given) and
     ``checkpoint_every`` (default: five checkpoints) are in gradient steps. With ``resume=True``,
     training continues from the latest complete checkpoint in ``out_dir`` (and starts afresh when there

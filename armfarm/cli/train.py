@@ -72,6 +72,8 @@ def train(
     line = f"{summary['algo']}: {summary['steps']} steps in {summary['seconds']:.0f}s ({summary['grad_steps_per_s']} steps/s)"
     if "eval" in summary:
         line += f", return {summary['eval']['return_mean']:.1f} ± {summary['eval']['return_std']:.1f}"
+    if "goal_eval" in summary:
+        line += f", goal success {summary['goal_eval']['success_rate']:.0%} over its tasks"
     results.print(line + f"; run dir {out}")
 
 
