@@ -159,6 +159,10 @@ class FarmConfig:
         if not algo.offline:  # online learners and evaluators do not train from the store
             raise ValueError(f"farm setting algo={self.algo!r} is not allowed: the farm learns offline; algo "
                              f"must be {_FIELDS['algo'].metadata['allowed']}")
+        if algo.goal_conditioned:  # the farm's gate compares returns; goal success is not a return
+            raise ValueError(f"farm setting algo={self.algo!r} is not allowed: the farm promotes by return, and "
+                             f"{self.algo} learns to reach goals; train it with `armfarm train` and score it with "
+                             "`armfarm eval --tasks`")
         try:  # algo_config values typed by the algorithm's config (TOML lists become tuples)
             object.__setattr__(self, "algo_config", coerce_fields(algo.config_cls, self.algo_config))
         except ValueError as e:

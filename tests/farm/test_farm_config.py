@@ -32,6 +32,7 @@ def test_init_writes_every_setting_with_a_comment_and_reads_back(tmp_path):
     ("warm_start=ture", "warm_start='ture' is not a bool"),
     ("algo=sac", "the farm learns offline; algo must be an offline algorithm"),
     ("algo=fqe", "the farm learns offline; algo must be an offline algorithm"),
+    ("algo=gciql", "the farm promotes by return, and gciql learns to reach goals"),
     ("algo=dqn", "algo must be an offline algorithm that `armfarm algos` lists"),
     ("algo_config.expectle=0.9", "no setting 'expectle'"),
     ("eval_episodes=1", "eval_episodes must be 2 to 10000"),
