@@ -91,3 +91,18 @@ def test_training_from_a_store_resumes_bit_for_bit(name, tmp_path):
     ckpt = load_checkpoint(tmp_path / "full" / "checkpoints" / "step_40")
     assert ckpt.config.goal_dims == (0, 1)
     assert json.loads((tmp_path / "full" / "config.json").read_text())["config"]["goal_dims"] == [0, 1]
+
+
+def test_with_standardised_inputs_the_saved_policy_matches_the_jax_actor(tmp_path):
+    from armfarm.algos.core.goals import goal_inputs
+    from armfarm.algos.gcbc import actor_mean
+
+    data = mixed_dataset(episodes=10, length=20)
+    data.observations *= 5
+    data.next_observations *= 5
+    algo, config, state, _ = _learn("gcbc", data, 250, normalize_obs=True)
+    batch = batch_source(algo, config, data)[1].sample(np.random.default_rng(1), 16)
+    want = np.asarray(actor_mean(state["actor"]["params"], goal_inputs(config, state, batch)["actor_in"]))
+    policy = NumpyPolicy.load(algo.export_policy(config, state).save(tmp_path / "p.npz"))
+    got = policy(np.concatenate([batch["observations"], batch["actor_goals"]], axis=-1))
+    np.testing.assert_allclose(got, want, atol=1e-5)
