@@ -148,15 +148,7 @@ def list_recipes() -> list[dict[str, Any]]:
 
 
 def default_behavior_root() -> Path:
-    """Where OGBench point mazes (``pointmaze-medium-navigate``, ``pointmaze-large-navigate``, ``pointmaze-medium-stitch``)
-    OGBench's recipes (Park et al. 2024, App. D) on its own environments (the ``ogbench`` package, extra
-    ``goals``): a noisy oracle heads for the environment's shortest-path subgoal, ``clip(d / ||d|| + N(0,
-    0.5^2), -1, 1)``. ``navigate``: 1000-step episodes from a random free cell, with a new goal (a random
-    junction, corner or dead end) each time the current one is reached. ``stitch``: 200-step episodes to a
-    goal 4 cells away, so that long paths exist only as stitched pieces. Observations are the (x, y)
-    position; goals are states, so the data carries no goal and relabeling supplies it.
-
-SAC behaviour runs are cached: ``$ARMFARM_CACHE/behavior`` (default ``~/.cache/armfarm``)."""
+    """Where SAC behaviour runs are cached: ``$ARMFARM_CACHE/behavior`` (default ``~/.cache/armfarm``)."""
     return Path(os.environ.get("ARMFARM_CACHE", Path.home() / ".cache" / "armfarm")) / "behavior"
 
 
