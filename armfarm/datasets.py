@@ -123,11 +123,11 @@ OGBENCH_NOISE = 0.5  # OGBench's data_gen_scripts/commands.sh, --noise=0.5 for e
 def _ogbench_maze_recipes() -> list[Recipe]:
     return [
         Recipe("pointmaze-medium-navigate", "pointmaze-medium-v0", "ogbench-navigate", 1_000_000, episode_length=1000,
-               build_time="≈4 min (est.: 5k steps/s)"),
+               build_time="2.7 min (measured)"),
         Recipe("pointmaze-large-navigate", "pointmaze-large-v0", "ogbench-navigate", 1_000_000, episode_length=1000,
-               build_time="≈4 min (est.: 5k steps/s)"),
+               build_time="≈3 min (est.)"),
         Recipe("pointmaze-medium-stitch", "pointmaze-medium-v0", "ogbench-stitch", 1_000_000, episode_length=200,
-               build_time="≈4 min (est.: 5k steps/s)"),
+               build_time="≈3 min (est.)"),
     ]
 
 
