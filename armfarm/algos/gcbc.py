@@ -25,12 +25,19 @@ from armfarm.algos.core.batches import AgentState
 from armfarm.algos.core.config import param
 from armfarm.algos.core.contract import BASE_BATCH_KEYS, Algorithm, register
 from armfarm.algos.core.export import mlp_policy
-from armfarm.algos.core.goals import GoalConfig, export_goal_policy, goal_inputs, input_dim
+from armfarm.algos.core.goals import (
+    GoalConfig,
+    actor_mean,
+    actor_nll,
+    export_goal_policy,
+    goal_inputs,
+    input_dim,
+)
 from armfarm.algos.core.params import new_group, step_group
 from armfarm.algos.core.prng import seed_streams
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.goals.relabel import GOAL_BATCH_KEYS
-from armfarm.nets.mlp import init_mlp, mlp_apply
+from armfarm.nets.mlp import init_mlp
 from armfarm.policy import NumpyPolicy
 
 NAME = "gcbc"
@@ -54,10 +61,6 @@ def _optimizer(config: GCBCConfig) -> optax.GradientTransformation:
     return optax.adam(config.lr)
 
 
-def actor_mean(params, x: jax.Array) -> jax.Array:
-    return mlp_apply(params, x, final_activation=jnp.tanh)
-
-
 def init(config: GCBCConfig, stats: DatasetStats, seed: int) -> AgentState:
     key, rng = seed_streams(seed)
     params = init_mlp(rng, (input_dim(config, stats.obs_dim), *config.hidden, stats.act_dim), config.init)
@@ -72,7 +75,7 @@ def update(config: GCBCConfig, state: AgentState, batch: dict) -> tuple[AgentSta
     def loss_fn(params):
         """GCBC loss: the unit-variance Gaussian negative log-likelihood of the data's action given the
         state and a hindsight goal (Ghosh et al. 2021; OGBench's GCBC), up to a constant."""
-        return jnp.mean(0.5 * jnp.sum(jnp.square(actor_mean(params, b["actor_in"]) - b["actions"]), axis=-1))
+        return jnp.mean(actor_nll(actor_mean(params, b["actor_in"]), b["actions"]))
 
     loss, grads = jax.value_and_grad(loss_fn)(state["actor"]["params"])
     new_state = {**state, "step": state["step"] + 1, "actor": step_group(state["actor"], grads, _optimizer(config))}

@@ -35,7 +35,14 @@ from armfarm.algos.core.batches import AgentState
 from armfarm.algos.core.config import param
 from armfarm.algos.core.contract import BASE_BATCH_KEYS, Algorithm, register
 from armfarm.algos.core.export import mlp_policy
-from armfarm.algos.core.goals import GoalConfig, export_goal_policy, goal_inputs, input_dim
+from armfarm.algos.core.goals import (
+    GoalConfig,
+    actor_mean,
+    actor_nll,
+    export_goal_policy,
+    goal_inputs,
+    input_dim,
+)
 from armfarm.algos.core.params import new_group, step_group
 from armfarm.algos.core.prng import seed_streams
 from armfarm.algos.core.stats import DatasetStats, make_norm
@@ -101,8 +108,8 @@ def update(config: GCIQLConfig, state: AgentState, batch: dict) -> tuple[AgentSt
         value_loss = jnp.mean(expectile_loss(target_q - v, config.expectile))
         q = critic_ensemble_apply(params["critic"], x, act)
         critic_loss = jnp.mean(jnp.sum(jnp.square(q - y), axis=0))
-        mean = mlp_apply(params["actor"], b["actor_in"], final_activation=jnp.tanh)
-        bc = 0.5 * jnp.sum(jnp.square(mean - act), axis=-1)
+        mean = actor_mean(params["actor"], b["actor_in"])
+        bc = actor_nll(mean, act)
         if config.actor_loss == "ddpgbc":
             frozen = jax.lax.stop_gradient(params["critic"])
             q_pi = jnp.min(critic_ensemble_apply(frozen, b["actor_in"], mean), axis=0)

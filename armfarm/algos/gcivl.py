@@ -30,12 +30,19 @@ from armfarm.algos.core.batches import AgentState
 from armfarm.algos.core.config import param
 from armfarm.algos.core.contract import BASE_BATCH_KEYS, Algorithm, register
 from armfarm.algos.core.export import mlp_policy
-from armfarm.algos.core.goals import GoalConfig, export_goal_policy, goal_inputs, input_dim
+from armfarm.algos.core.goals import (
+    GoalConfig,
+    actor_mean,
+    actor_nll,
+    export_goal_policy,
+    goal_inputs,
+    input_dim,
+)
 from armfarm.algos.core.params import new_group, step_group
 from armfarm.algos.core.prng import seed_streams
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.goals.relabel import GOAL_BATCH_KEYS
-from armfarm.nets.mlp import ensemble_apply, init_ensemble, init_mlp, mlp_apply
+from armfarm.nets.mlp import ensemble_apply, init_ensemble, init_mlp
 from armfarm.policy import NumpyPolicy
 
 NAME = "gcivl"
@@ -98,8 +105,8 @@ def update(config: GCIVLConfig, state: AgentState, batch: dict) -> tuple[AgentSt
         """The value loss (HIQL Eq. 3, twin networks) + the AWR actor loss, on disjoint parameter groups."""
         v = values(params["value"], b["value_in"])
         value_loss = jnp.mean(jnp.sum(weight_v * jnp.square(y - v), axis=0))
-        mean = mlp_apply(params["actor"], b["actor_in"], final_activation=jnp.tanh)
-        bc = 0.5 * jnp.sum(jnp.square(mean - b["actions"]), axis=-1)
+        mean = actor_mean(params["actor"], b["actor_in"])
+        bc = actor_nll(mean, b["actions"])
         actor_loss = jnp.mean(weight_pi * bc)
         return value_loss + actor_loss, {"value_loss": value_loss, "actor_loss": actor_loss, "v_mean": jnp.mean(v),
                                          "adv_mean": jnp.mean(v_next - v_now), "bc_mse": jnp.mean(bc)}

@@ -19,6 +19,7 @@ from armfarm.algos.core.batches import AgentState, add_batch_columns, preprocess
 from armfarm.algos.core.config import ConfigBase, param
 from armfarm.goals.relabel import GoalSampler, check_rates
 from armfarm.goals.space import GoalSpace, resolve_goal_space
+from armfarm.nets.mlp import mlp_apply
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,15 +71,14 @@ def goal_inputs(config: GoalConfig, state: AgentState, batch: dict) -> dict[str,
     b = preprocess(state, batch, False)
     obs_dim = state["norm"]["obs_mean"].shape[0]
     space = goal_space(config, obs_dim)
-    dims = jnp.asarray(space.dims)
+    if config.normalize_obs:
+        dims = jnp.asarray(space.dims)
+        mean = space.compose(state["norm"]["obs_mean"], state["norm"]["obs_mean"][dims], jnp)
+        std = space.compose(state["norm"]["obs_std"], state["norm"]["obs_std"][dims], jnp)
 
     def compose(obs, goal):
         x = space.compose(obs, goal, jnp)
-        if config.normalize_obs:
-            mean = space.compose(state["norm"]["obs_mean"], state["norm"]["obs_mean"][dims], jnp)
-            std = space.compose(state["norm"]["obs_std"], state["norm"]["obs_std"][dims], jnp)
-            x = (x - mean) / std
-        return x
+        return (x - mean) / std if config.normalize_obs else x
 
     value_goals = jnp.asarray(batch["value_goals"], jnp.float32)
     actor_goals = jnp.asarray(batch["actor_goals"], jnp.float32)
@@ -87,6 +87,17 @@ def goal_inputs(config: GoalConfig, state: AgentState, batch: dict) -> dict[str,
             "value_next_in": compose(b["next_observations"], value_goals),
             "actor_in": compose(b["observations"], actor_goals),
             "actor_next_in": compose(b["next_observations"], actor_goals)}
+
+
+def actor_mean(params, x: jax.Array) -> jax.Array:
+    """The goal-conditioned actor's action ``tanh(f(s, g))`` (the exported policy's output)."""
+    return mlp_apply(params, x, final_activation=jnp.tanh)
+
+
+def actor_nll(mean: jax.Array, actions: jax.Array) -> jax.Array:
+    """``-log pi(a | s, g)`` per row, up to a constant, for OGBench's actor of constant unit standard
+    deviation: ``1/2 ||mean - a||^2``."""
+    return 0.5 * jnp.sum(jnp.square(mean - actions), axis=-1)
 
 
 def input_dim(config: GoalConfig, obs_dim: int) -> int:
