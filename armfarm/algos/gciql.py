@@ -132,10 +132,16 @@ def update(config: GCIQLConfig, state: AgentState, batch: dict) -> tuple[AgentSt
             "value": step_group(state["value"], grads["value"], opt)}, metrics
 
 
+def goal_value(config: GCIQLConfig, state: AgentState, x: jax.Array) -> jax.Array:
+    """``V(s, g)``: the expectile value network."""
+    return mlp_apply(state["value"]["params"], x)[..., 0]
+
+
 def export_policy(config: GCIQLConfig, state: AgentState) -> NumpyPolicy:
     return export_goal_policy(mlp_policy(NAME, state["actor"]["params"], state, False), config, state)
 
 
 ALGORITHM = register(Algorithm(NAME, "offline", GCIQLConfig, init, update, export_policy,
                                "Goal-conditioned IQL with a DDPG+BC or AWR actor (Kostrikov et al. 2021; OGBench)",
-                               batch_keys=BASE_BATCH_KEYS + GOAL_BATCH_KEYS, goal_conditioned=True))
+                               batch_keys=BASE_BATCH_KEYS + GOAL_BATCH_KEYS, goal_conditioned=True,
+                               goal_value=goal_value))

@@ -117,10 +117,16 @@ def update(config: GCIVLConfig, state: AgentState, batch: dict) -> tuple[AgentSt
             "value": step_group(value, grads["value"], opt, tau=config.tau)}, metrics
 
 
+def goal_value(config: GCIVLConfig, state: AgentState, x: jax.Array) -> jax.Array:
+    """``V(s, g)``: the twin value networks' mean."""
+    return values(state["value"]["params"], x).mean(0)
+
+
 def export_policy(config: GCIVLConfig, state: AgentState) -> NumpyPolicy:
     return export_goal_policy(mlp_policy(NAME, state["actor"]["params"], state, False), config, state)
 
 
 ALGORITHM = register(Algorithm(NAME, "offline", GCIVLConfig, init, update, export_policy,
                                "Goal-conditioned implicit V-learning with an AWR actor (OGBench's GCIVL; HIQL Eq. 3)",
-                               batch_keys=BASE_BATCH_KEYS + GOAL_BATCH_KEYS, goal_conditioned=True))
+                               batch_keys=BASE_BATCH_KEYS + GOAL_BATCH_KEYS, goal_conditioned=True,
+                               goal_value=goal_value))

@@ -10,6 +10,7 @@ from armfarm.cli.algos import algos
 from armfarm.cli.collect import collect
 from armfarm.cli.evaluate import evaluate
 from armfarm.cli.finetune import finetune
+from armfarm.cli.instruct import instruct
 from armfarm.cli.ope import ope
 from armfarm.cli.plot import plot
 from armfarm.cli.serve import serve
@@ -34,6 +35,7 @@ app.command("finetune")(finetune)
 app.command("ope")(ope)
 app.command("sweep")(sweep)
 app.command("eval")(evaluate)
+app.command("instruct")(instruct)
 app.command("plot")(plot)
 app.add_typer(demo.app, name="demo")
 app.command("serve")(serve)

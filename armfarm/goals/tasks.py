@@ -29,9 +29,13 @@ class GoalPolicy:
         self.policy, self.space = policy, GoalSpace.from_json(meta["goal"])
 
     def __call__(self, obs: Any, goal: Any) -> np.ndarray:
-        flat = np.asarray(obs, np.float32).reshape(-1)
-        target = self.space.project(np.asarray(goal, np.float32).reshape(-1))
-        return self.policy(self.space.compose(flat, target))
+        """The action towards ``goal``, a goal observation."""
+        return self.towards(obs, self.space.project(np.asarray(goal, np.float32).reshape(-1)))
+
+    def towards(self, obs: Any, target: Any) -> np.ndarray:
+        """The action towards ``target``, a point in goal space (a goal observation's goal entries)."""
+        return self.policy(self.space.compose(np.asarray(obs, np.float32).reshape(-1),
+                                              np.asarray(target, np.float32).reshape(-1)))
 
 
 def parse_tasks(text: str, available: int) -> list[int]:

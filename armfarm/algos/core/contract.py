@@ -39,6 +39,8 @@ class Algorithm:
             as its paper runs it; None: the algorithm is not fine-tuned online.
         goal_conditioned: it learns from hindsight-relabeled goals (:mod:`armfarm.goals.relabel`): its
             config is a :class:`~armfarm.algos.core.goals.GoalConfig` and its policy's input is ``[s, g]``.
+        goal_value: ``goal_value(config, state, x) -> V`` per row of the networks' input ``x = [s, g]``,
+            for goal-conditioned algorithms that learn a value (waypoint planning reads it); else None.
     """
 
     name: str
@@ -51,6 +53,7 @@ class Algorithm:
     batch_keys: tuple[str, ...] = BASE_BATCH_KEYS
     finetune: dict[str, Any] | None = None
     goal_conditioned: bool = False
+    goal_value: Callable[..., Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

@@ -64,11 +64,9 @@ def resolve_config(config: GoalConfig, obs_dim: int, key_sizes: dict[str, int] |
     return dataclasses.replace(config, goal_dims=space.dims, goal_slot=space.slot)
 
 
-def goal_inputs(config: GoalConfig, state: AgentState, batch: dict) -> dict[str, jax.Array]:
-    """The preprocessed batch (actions in [-1, 1]; relabeled rewards and terminals) plus the networks'
-    inputs ``[s, g]``: ``value_in``/``value_next_in`` with the value goals and ``actor_in``/
-    ``actor_next_in`` with the actor goals, standardised when ``normalize_obs``."""
-    b = preprocess(state, batch, False)
+def composer(config: GoalConfig, state: AgentState):
+    """``compose(obs, goal) -> [s, g]``, the networks' input for ``(B, obs_dim)`` observations and
+    ``(B, goal_dim)`` goals, standardised when ``normalize_obs``."""
     obs_dim = state["norm"]["obs_mean"].shape[0]
     space = goal_space(config, obs_dim)
     if config.normalize_obs:
@@ -77,16 +75,36 @@ def goal_inputs(config: GoalConfig, state: AgentState, batch: dict) -> dict[str,
         std = space.compose(state["norm"]["obs_std"], state["norm"]["obs_std"][dims], jnp)
 
     def compose(obs, goal):
-        x = space.compose(obs, goal, jnp)
+        x = space.compose(jnp.asarray(obs, jnp.float32), jnp.asarray(goal, jnp.float32), jnp)
         return (x - mean) / std if config.normalize_obs else x
 
-    value_goals = jnp.asarray(batch["value_goals"], jnp.float32)
-    actor_goals = jnp.asarray(batch["actor_goals"], jnp.float32)
+    return compose
+
+
+def goal_inputs(config: GoalConfig, state: AgentState, batch: dict) -> dict[str, jax.Array]:
+    """The preprocessed batch (actions in [-1, 1]; relabeled rewards and terminals) plus the networks'
+    inputs ``[s, g]``: ``value_in``/``value_next_in`` with the value goals and ``actor_in``/
+    ``actor_next_in`` with the actor goals (see :func:`composer`)."""
+    b = preprocess(state, batch, False)
+    compose = composer(config, state)
+    value_goals, actor_goals = batch["value_goals"], batch["actor_goals"]
     return {**b,
             "value_in": compose(b["observations"], value_goals),
             "value_next_in": compose(b["next_observations"], value_goals),
             "actor_in": compose(b["observations"], actor_goals),
             "actor_next_in": compose(b["next_observations"], actor_goals)}
+
+
+def steps_to_goal(config: GoalConfig, value: jax.Array) -> jax.Array:
+    """The number of steps ``d`` to the goal that a goal-conditioned value implies: with reward -1 until
+    the goal (``gc_negative``) ``V = -(1 - gamma^d) / (1 - gamma)``, else ``V = gamma^d`` (reward 1 on
+    arrival), each solved for ``d`` (>= 0; values past the bounds clip)."""
+    g = config.gamma
+    if config.gc_negative:
+        frac = jnp.clip(1.0 + (1.0 - g) * value, 1e-6, 1.0)
+    else:
+        frac = jnp.clip(value, 1e-6, 1.0)
+    return jnp.log(frac) / jnp.log(g)
 
 
 def actor_mean(params, x: jax.Array) -> jax.Array:
