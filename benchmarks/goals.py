@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-OGBENCH_POINTMAZE = {"gciql": {"alpha": 0.003}, "gcivl": {"alpha": 10.0}}  # impls/hyperparameters.sh
+OGBENCH_POINTMAZE = {"gciql": {"alpha": 0.003}, "gcivl": {"alpha": 10.0}, "crl": {"alpha": 0.03}}  # impls/hyperparameters.sh
 
 
 def main(argv=None) -> int:

@@ -125,21 +125,25 @@ def main(argv=None) -> int:
                                             planner=plan, start=ins["start"], seed=args.seed + k,
                                             steps_per_landmark=args.steps_per_landmark)
             except InstructionError as e:
-                rows.append({"text": ins["text"], "refused": str(e), "success": False, "landmarks": []})
+                rows.append({"text": ins["text"], "refused": str(e), "intended": ins["intended"], "success": False,
+                             "landmarks": []})
                 continue
             rows.append({"text": ins["text"], "start": ins["start"], "intended": ins["intended"], **report})
         legs = [leg for r in rows for leg in r["landmarks"]]
         per_landmark: dict[str, list[bool]] = {}
         for leg in legs:
             per_landmark.setdefault(leg["name"], []).append(leg["reached"])
+        as_meant = [r["success"] and [leg["name"] for leg in r["landmarks"]] == r["intended"] for r in rows]
         modes[mode] = {
             "instruction_success": float(np.mean([r["success"] for r in rows])),
+            "intended_success": float(np.mean(as_meant)),
             "landmark_success": float(np.mean([leg["reached"] for leg in legs])) if legs else 0.0,
             "per_landmark": {n: {"reached": int(sum(v)), "visits": len(v)} for n, v in sorted(per_landmark.items())},
             "seconds": round(time.perf_counter() - t0, 1),
             "instructions": rows,
         }
-        print(f"{mode}: instructions {modes[mode]['instruction_success']:.0%}, "
+        print(f"{mode}: instructions {modes[mode]['instruction_success']:.0%} "
+              f"(as meant {modes[mode]['intended_success']:.0%}), "
               f"landmarks {modes[mode]['landmark_success']:.0%}", file=sys.stderr)
 
     report = {"command": " ".join(["python", "benchmarks/instruct.py", *(argv or sys.argv[1:])]),

@@ -117,6 +117,7 @@ class WaypointPlanner:
         edges = distance(self.nodes, self.node_goals)
         edges[edges > self.max_edge] = np.inf
         np.fill_diagonal(edges, 0.0)
+        self.num_edges = int(np.isfinite(edges).sum()) - len(edges)
         self.dist, self.next_hop = _all_pairs_shortest(edges)
 
     @classmethod
@@ -129,10 +130,6 @@ class WaypointPlanner:
         if store is None:
             raise ValueError(f"{run_dir}'s config names no store; give the store to plan over")
         return cls(GoalDistance.from_run(run_dir), TransitionDataset.from_store(store).observations, **kwargs)
-
-    @property
-    def num_edges(self) -> int:
-        return int(np.isfinite(self.dist).sum())
 
     def path(self, obs: np.ndarray, goal: np.ndarray) -> list[int]:
         """Node indices from ``obs`` to ``goal`` (empty: go straight, or no path)."""

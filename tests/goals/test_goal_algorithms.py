@@ -14,7 +14,7 @@ from armfarm.goals import GoalPolicy
 from armfarm.policy import NumpyPolicy
 from armfarm.train import train
 
-GOAL_ALGOS = ("gcbc", "gciql", "gcivl")
+GOAL_ALGOS = ("gcbc", "gciql", "gcivl", "crl")
 TINY = {"hidden": (32, 32), "batch_size": 64}
 
 
@@ -53,17 +53,22 @@ def test_a_plain_policy_is_refused_as_a_goal_policy():
 
 
 @pytest.mark.slow
-def test_gciql_and_gcivl_reach_goals_that_gcbc_on_mixed_data_does_not():
+def test_value_learners_reach_goals_that_gcbc_on_mixed_data_does_not():
     """Mostly random data: GCBC averages random actions on hindsight goals and crawls (about half the
-    far goals within the time limit); the value learners pick full speed towards the goal."""
+    far goals within the time limit); the value learners (GCIQL, GCIVL, and CRL's contrastive critic)
+    pick full speed towards the goal."""
     data = mixed_dataset()
     common = {"hidden": (64, 64), "batch_size": 256, "gamma": 0.9}
     rates = {}
-    for name, steps in (("gcbc", 6000), ("gciql", 6000), ("gcivl", 3000)):
-        algo, config, state, _ = _learn(name, data, steps, **common)
+    for name, steps, extra in (("gcbc", 6000, {}), ("gciql", 6000, {}), ("gcivl", 3000, {}),
+                               ("crl", 6000, {"latent_dim": 64})):
+        algo, config, state, metrics = _learn(name, data, steps, **common, **extra)
         rates[name] = success_rate(GoalPolicy(algo.export_policy(config, state)))
+        if name == "crl":  # the critic ranks each row's own future goal first far more often than chance
+            assert metrics["categorical_accuracy"] > 10 / common["batch_size"], metrics
+            assert metrics["logits_pos"] > metrics["logits_neg"] + 3, metrics
     assert rates["gcbc"] < 0.7, rates
-    assert rates["gciql"] >= 0.9 and rates["gcivl"] >= 0.9, rates
+    assert rates["gciql"] >= 0.9 and rates["gcivl"] >= 0.9 and rates["crl"] >= 0.9, rates
 
 
 def _store_from(data, path):
@@ -79,7 +84,7 @@ def _store_from(data, path):
     return store
 
 
-@pytest.mark.parametrize("name", ["gciql", "gcivl"])
+@pytest.mark.parametrize("name", ["gciql", "gcivl", "crl"])
 def test_training_from_a_store_resumes_bit_for_bit(name, tmp_path):
     _store_from(mixed_dataset(episodes=12, length=20), tmp_path / "store")
     kw = dict(steps=40, steps_per_call=10, checkpoint_every=20, config_overrides=TINY)
