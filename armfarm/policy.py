@@ -8,6 +8,11 @@ with nothing but NumPy installed (this module must never import JAX). The networ
     y = tanh(h @ W_{L-1} + b_{L-1})                   # in [-1, 1]
     action = low + (y + 1) / 2 * (high - low)         # if action_low / action_high are given
 
+A hierarchical policy (HIQL's) has a subgoal stage in front: from the normalised input ``x`` it
+predicts a latent subgoal ``z`` with a second ReLU MLP of linear output, rescales it to length
+``sqrt(rep_dim)``, and the network above then acts on ``concat((x * subgoal_mask)[:, :keep], z)``
+(:class:`SubgoalStage`; archive members ``subgoal_weight_i``, ``subgoal_bias_i``, ``subgoal_mask``).
+
 Dict observations are flattened by concatenating ``obs[k]`` for ``k`` in ``obs_keys`` (the sorted key
 order recorded by the data layer). Files are ``.npz`` archives of plain arrays plus a JSON header
 (stored as a ``uint8`` array), loaded with ``allow_pickle=False``.
@@ -37,7 +42,8 @@ from armfarm.durable import write_atomic
 POLICY_FORMAT = "armfarm-numpy-policy"
 POLICY_FORMAT_VERSION = 1
 
-__all__ = ["NumpyPolicy", "PolicyFormatError", "POLICY_FORMAT", "POLICY_FORMAT_VERSION", "SHIELD_MEMBERS"]
+__all__ = ["NumpyPolicy", "PolicyFormatError", "SubgoalStage", "POLICY_FORMAT", "POLICY_FORMAT_VERSION",
+           "SHIELD_MEMBERS"]
 
 
 class PolicyFormatError(ValueError):
@@ -50,6 +56,7 @@ MAX_TOTAL_BYTES = 1 << 30  # all arrays, inflated
 SHIELD_MEMBERS = ("shield.json", "weights.npz", "fallback.npz", "recovery.npz")  # a shield directory's files
 _SHIELD_PREFIX = "shield__"
 _MEMBER = re.compile(r"(header_json|weight_\d{1,3}|bias_\d{1,3}|obs_mean|obs_std|action_low|action_high|"
+                     r"subgoal_weight_\d{1,3}|subgoal_bias_\d{1,3}|subgoal_mask|"
                      r"shield__(?:shield\.json|weights\.npz|fallback\.npz|recovery\.npz))\.npy")
 
 
@@ -98,6 +105,35 @@ def _vec(x: Any, name: str, dim: int) -> np.ndarray | None:
     return a
 
 
+class SubgoalStage:
+    """The high level of a hierarchical policy: ``z = MLP(x)`` (ReLU hidden layers, linear output),
+    ``z <- z / ||z|| * sqrt(rep_dim)``; the low level's input is ``concat((x * mask)[:, :keep], z)``."""
+
+    def __init__(self, weights: Sequence[Any], biases: Sequence[Any], mask: Any, keep: int):
+        self.weights = [np.ascontiguousarray(w, dtype=np.float32) for w in weights]
+        self.biases = [np.ascontiguousarray(b, dtype=np.float32).reshape(-1) for b in biases]
+        if not self.weights or len(self.weights) != len(self.biases):
+            raise ValueError("a subgoal stage needs the same positive number of weights and biases")
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if w.ndim != 2 or b.shape != (w.shape[1],) or (i and w.shape[0] != self.weights[i - 1].shape[1]):
+                raise ValueError(f"subgoal layer {i}: inconsistent shapes {w.shape} and {b.shape}")
+        self.input_dim, self.rep_dim = int(self.weights[0].shape[0]), int(self.weights[-1].shape[1])
+        self.mask = np.asarray(mask, np.float32).reshape(-1)
+        if self.mask.shape != (self.input_dim,):
+            raise ValueError(f"subgoal mask must have shape ({self.input_dim},), got {self.mask.shape}")
+        self.keep = int(keep)
+        if not 0 <= self.keep <= self.input_dim:
+            raise ValueError(f"subgoal keep must be in [0, {self.input_dim}], got {keep}")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        h = x
+        for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
+            h = np.maximum(h @ w + b, 0.0)
+        z = h @ self.weights[-1] + self.biases[-1]
+        z = z / np.maximum(np.linalg.norm(z, axis=-1, keepdims=True), 1e-6) * np.sqrt(self.rep_dim)
+        return np.concatenate([(x * self.mask)[:, :self.keep], z], axis=-1)
+
+
 class NumpyPolicy:
     """Deterministic ReLU MLP with a tanh output, observation normalisation and action rescaling.
 
@@ -110,6 +146,7 @@ class NumpyPolicy:
         metadata: JSON-serialisable dict (``algo``, ``step``, ``armfarm_version``, ...).
         shield_files: the files of the shield this policy ships with (name in :data:`SHIELD_MEMBERS` ->
             bytes), or None. The policy itself never reads them; :mod:`armfarm.shield` does.
+        subgoal: a :class:`SubgoalStage` in front of the network (hierarchical policies), or None.
     """
 
     def __init__(
@@ -123,6 +160,7 @@ class NumpyPolicy:
         obs_keys: Sequence[str] | None = None,
         metadata: Mapping[str, Any] | None = None,
         shield_files: Mapping[str, bytes] | None = None,
+        subgoal: SubgoalStage | None = None,
     ):
         if len(weights) == 0 or len(weights) != len(biases):
             raise ValueError(f"need the same positive number of weights and biases, got {len(weights)} and {len(biases)}")
@@ -137,7 +175,11 @@ class NumpyPolicy:
             if prev is not None and w.shape[0] != prev:
                 raise ValueError(f"weights[{i}] has {w.shape[0]} inputs but layer {i - 1} has {prev} outputs")
             prev = w.shape[1]
-        self.obs_dim = int(self.weights[0].shape[0])
+        self.subgoal = subgoal
+        if subgoal is not None and self.weights[0].shape[0] != subgoal.keep + subgoal.rep_dim:
+            raise ValueError(f"weights[0] has {self.weights[0].shape[0]} inputs; the subgoal stage gives "
+                             f"{subgoal.keep} + {subgoal.rep_dim}")
+        self.obs_dim = int(self.weights[0].shape[0] if subgoal is None else subgoal.input_dim)
         self.act_dim = int(self.weights[-1].shape[1])
         if (obs_mean is None) != (obs_std is None):
             raise ValueError("give both obs_mean and obs_std, or neither")
@@ -199,6 +241,8 @@ class NumpyPolicy:
         x, single = self._flatten(obs)
         if self.obs_mean is not None:
             x = (x - self.obs_mean) / self.obs_std
+        if self.subgoal is not None:
+            x = self.subgoal(x)
         for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
             x = np.maximum(x @ w + b, 0.0)
         y = np.tanh(x @ self.weights[-1] + self.biases[-1])
@@ -208,8 +252,9 @@ class NumpyPolicy:
         return y[0] if single else y
 
     def __repr__(self) -> str:
-        sizes = [self.obs_dim] + [w.shape[1] for w in self.weights]
-        return f"NumpyPolicy(sizes={sizes}, obs_keys={self.obs_keys}, metadata={self.metadata})"
+        sizes = [self.weights[0].shape[0]] + [w.shape[1] for w in self.weights]
+        stage = "" if self.subgoal is None else f", subgoal_sizes={[self.obs_dim] + [w.shape[1] for w in self.subgoal.weights]}"
+        return f"NumpyPolicy(sizes={sizes}{stage}, obs_keys={self.obs_keys}, metadata={self.metadata})"
 
     # ------------------------------------------------------------------------------------ files
 
@@ -227,6 +272,8 @@ class NumpyPolicy:
             "obs_keys": self.obs_keys,
             "metadata": self.metadata,
         }
+        if self.subgoal is not None:
+            header["subgoal"] = {"num_layers": len(self.subgoal.weights), "keep": self.subgoal.keep}
         try:
             header_bytes = json.dumps(header, sort_keys=True).encode()
         except TypeError as e:
@@ -238,6 +285,11 @@ class NumpyPolicy:
         for name in ("obs_mean", "obs_std", "action_low", "action_high"):
             if getattr(self, name) is not None:
                 arrays[name] = getattr(self, name)
+        if self.subgoal is not None:
+            for i, (w, b) in enumerate(zip(self.subgoal.weights, self.subgoal.biases, strict=True)):
+                arrays[f"subgoal_weight_{i}"] = w
+                arrays[f"subgoal_bias_{i}"] = b
+            arrays["subgoal_mask"] = self.subgoal.mask
         for name, data in (self.shield_files or {}).items():
             arrays[_SHIELD_PREFIX + name] = np.frombuffer(data, dtype=np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -274,6 +326,12 @@ class NumpyPolicy:
             n = int(header["num_layers"])
             weights = [arrays[f"weight_{i}"] for i in range(n)]
             biases = [arrays[f"bias_{i}"] for i in range(n)]
+            subgoal = None
+            if header.get("subgoal") is not None:
+                m = int(header["subgoal"]["num_layers"])
+                subgoal = SubgoalStage([arrays[f"subgoal_weight_{i}"] for i in range(m)],
+                                       [arrays[f"subgoal_bias_{i}"] for i in range(m)], arrays["subgoal_mask"],
+                                       int(header["subgoal"]["keep"]))
             return cls(
                 weights,
                 biases,
@@ -284,6 +342,7 @@ class NumpyPolicy:
                 obs_keys=header.get("obs_keys"),
                 metadata=header.get("metadata") or {},
                 shield_files=shield_files or None,
+                subgoal=subgoal,
             )
         except KeyError as e:
             raise PolicyFormatError(f"{path}: policy file lacks entry {e}") from e

@@ -49,6 +49,7 @@ from armfarm.algos.core.goals import (
     goal_inputs,
     goal_space,
     input_dim,
+    split_input,
 )
 from armfarm.algos.core.params import new_group, step_group
 from armfarm.algos.core.prng import seed_streams
@@ -101,15 +102,6 @@ def init(config: CRLConfig, stats: DatasetStats, seed: int) -> AgentState:
                         layer_norm=config.layer_norm)
     return {"step": jnp.zeros((), jnp.int32), "key": key, "norm": make_norm(stats),
             "actor": new_group(actor, opt), "critic": new_group({"phi": phi, "psi": psi}, opt)}
-
-
-def split_input(config: CRLConfig, x: jax.Array, obs_dim: int) -> tuple[jax.Array, jax.Array]:
-    """``[s, g]`` (the networks' input) as ``(s with its goal slot blanked, g)``."""
-    space = goal_space(config, obs_dim)
-    if space.slot is None:
-        return x[..., :obs_dim], x[..., obs_dim:]
-    start, stop = space.slot
-    return x.at[..., start:stop].set(0.0), x[..., start:stop]
 
 
 def critic_logits(config: CRLConfig, params, s: jax.Array, a: jax.Array, goals: jax.Array) -> jax.Array:

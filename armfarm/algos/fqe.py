@@ -53,6 +53,9 @@ def load_policy(config: FQEConfig) -> NumpyPolicy:
 
 def init(config: FQEConfig, stats: DatasetStats, seed: int) -> AgentState:
     policy = load_policy(config)
+    if policy.subgoal is not None:
+        raise ValueError(f"{config.policy_path} is a hierarchical (goal-conditioned) policy; FQE evaluates "
+                         "flat policies of the data's states")
     if (policy.obs_dim, policy.act_dim) != (stats.obs_dim, stats.act_dim):
         raise ValueError(f"{config.policy_path} maps {policy.obs_dim} features to {policy.act_dim} actions; the "
                          f"data has {stats.obs_dim} and {stats.act_dim}")

@@ -16,6 +16,12 @@ with ``success = (j == i) or ||project(obs[i]) - g|| <= threshold``:
     reward = success - 1 (``gc_negative``, OGBench's default: 0 at the goal, -1 elsewhere), or success,
     terminal = success                                                 (the episode ends at its goal)
 
+Hierarchical learners (HIQL; ``config.subgoal_steps = k > 0``) also get ``subgoals``, the state ``k``
+steps ahead, ``min(i + k, last(e))`` (the low level's goal), and ``subgoal_targets``, the state ``k``
+steps ahead but not past the actor goal when that goal is later in the same episode (else ``k`` steps
+ahead), which the high level learns to propose (HIQL, Park et al. 2023, Sec. 4), with that state's
+whole observation as ``subgoal_target_observations``.
+
 Two goals are drawn per transition: ``value_goals`` (with the ``value_*`` rates; rewards and terminals
 follow them) and ``actor_goals`` (the ``actor_*`` rates), as OGBench's agents use. All of it is
 vectorised NumPy over the whole ``(K, B)`` draw of a fused call: no Python per sample.
@@ -31,6 +37,7 @@ from armfarm.algos.core.batches import episode_bounds
 from armfarm.goals.space import GoalSpace
 
 GOAL_BATCH_KEYS = ("value_goals", "actor_goals")
+SUBGOAL_BATCH_KEYS = ("subgoals", "subgoal_targets", "subgoal_target_observations")
 
 
 def check_rates(config: Any) -> None:
@@ -101,6 +108,14 @@ class GoalSampler:
         success = success.astype(np.float32)
         batch["rewards"] = success - 1.0 if self.config.gc_negative else success
         batch["terminals"] = success
+        k = getattr(self.config, "subgoal_steps", 0)
+        if k > 0:
+            ahead = np.minimum(idx + k, self.last[idx])
+            later_here = (actor_idx >= idx) & (actor_idx <= self.last[idx])
+            target = np.where(later_here, np.minimum(ahead, actor_idx), ahead)
+            batch["subgoals"] = self.goals[ahead]
+            batch["subgoal_targets"] = self.goals[target]
+            batch["subgoal_target_observations"] = d.observations[target]
         return {k: v.reshape(num_batches, batch_size, *v.shape[1:]) for k, v in batch.items()}
 
     def sample(self, rng: np.random.Generator, batch_size: int) -> dict[str, np.ndarray]:

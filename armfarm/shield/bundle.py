@@ -37,7 +37,8 @@ def attach_shield(policy_path: str | Path, shield_dir: str | Path, out: str | Pa
     files = read_shield_files(shield_dir)
     check_fits(Shield.load(shield_dir), policy, str(shield_dir))
     return NumpyPolicy(policy.weights, policy.biases, policy.obs_mean, policy.obs_std, policy.action_low,
-                       policy.action_high, policy.obs_keys, policy.metadata, shield_files=files).save(out)
+                       policy.action_high, policy.obs_keys, policy.metadata, shield_files=files,
+                       subgoal=policy.subgoal).save(out)
 
 
 def check_fits(shield: Shield, policy: NumpyPolicy, where: str) -> None:

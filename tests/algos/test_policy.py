@@ -146,3 +146,24 @@ def test_a_policy_carries_its_shields_files_byte_for_byte(tmp_path):
     np.savez(tmp_path / "bent.npz", **arrays)
     with pytest.raises(PolicyFormatError, match="shield__weights.npz.*uint8"):
         NumpyPolicy.load(tmp_path / "bent.npz")
+
+
+def test_a_subgoal_stage_round_trips_and_inconsistent_ones_are_refused(tmp_path):
+    from armfarm.policy import SubgoalStage
+
+    rng = np.random.default_rng(0)
+    stage = SubgoalStage([rng.normal(size=(4, 8)), rng.normal(size=(8, 3))], [np.zeros(8), np.zeros(3)],
+                         mask=np.array([1, 1, 0, 0]), keep=2)
+    policy = NumpyPolicy([rng.normal(size=(5, 2))], [np.zeros(2)], subgoal=stage)
+    assert policy.obs_dim == 4
+    x = rng.normal(size=(6, 4)).astype(np.float32)
+    z = np.maximum(x @ stage.weights[0], 0) @ stage.weights[1]
+    z = z / np.linalg.norm(z, axis=1, keepdims=True) * np.sqrt(3)
+    np.testing.assert_allclose(policy(x), np.tanh(np.concatenate([x[:, :2], z], 1) @ policy.weights[0]), atol=1e-5)
+    loaded = NumpyPolicy.load(policy.save(tmp_path / "h.npz"))
+    np.testing.assert_array_equal(loaded(x), policy(x))
+    assert loaded.subgoal.keep == 2 and loaded.subgoal.mask.tolist() == [1, 1, 0, 0]
+    with pytest.raises(ValueError, match="subgoal stage gives"):
+        NumpyPolicy([rng.normal(size=(4, 2))], [np.zeros(2)], subgoal=stage)
+    with pytest.raises(ValueError, match="mask"):
+        SubgoalStage(stage.weights, stage.biases, mask=np.ones(3), keep=2)

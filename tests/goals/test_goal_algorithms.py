@@ -14,7 +14,7 @@ from armfarm.goals import GoalPolicy
 from armfarm.policy import NumpyPolicy
 from armfarm.train import train
 
-GOAL_ALGOS = ("gcbc", "gciql", "gcivl", "crl")
+GOAL_ALGOS = ("gcbc", "gciql", "gcivl", "crl", "hiql")
 TINY = {"hidden": (32, 32), "batch_size": 64}
 
 
@@ -55,20 +55,20 @@ def test_a_plain_policy_is_refused_as_a_goal_policy():
 @pytest.mark.slow
 def test_value_learners_reach_goals_that_gcbc_on_mixed_data_does_not():
     """Mostly random data: GCBC averages random actions on hindsight goals and crawls (about half the
-    far goals within the time limit); the value learners (GCIQL, GCIVL, and CRL's contrastive critic)
-    pick full speed towards the goal."""
+    far goals within the time limit); the value learners (GCIQL, GCIVL, CRL's contrastive critic and
+    HIQL's subgoals) pick full speed towards the goal."""
     data = mixed_dataset()
     common = {"hidden": (64, 64), "batch_size": 256, "gamma": 0.9}
     rates = {}
     for name, steps, extra in (("gcbc", 6000, {}), ("gciql", 6000, {}), ("gcivl", 3000, {}),
-                               ("crl", 6000, {"latent_dim": 64})):
+                               ("crl", 6000, {"latent_dim": 64}), ("hiql", 3000, {"subgoal_steps": 5})):
         algo, config, state, metrics = _learn(name, data, steps, **common, **extra)
         rates[name] = success_rate(GoalPolicy(algo.export_policy(config, state)))
         if name == "crl":  # the critic ranks each row's own future goal first far more often than chance
             assert metrics["categorical_accuracy"] > 10 / common["batch_size"], metrics
             assert metrics["logits_pos"] > metrics["logits_neg"] + 3, metrics
     assert rates["gcbc"] < 0.7, rates
-    assert rates["gciql"] >= 0.9 and rates["gcivl"] >= 0.9 and rates["crl"] >= 0.9, rates
+    assert all(rates[n] >= 0.9 for n in ("gciql", "gcivl", "crl", "hiql")), rates
 
 
 def _store_from(data, path):
@@ -84,7 +84,7 @@ def _store_from(data, path):
     return store
 
 
-@pytest.mark.parametrize("name", ["gciql", "gcivl", "crl"])
+@pytest.mark.parametrize("name", ["gciql", "gcivl", "crl", "hiql"])
 def test_training_from_a_store_resumes_bit_for_bit(name, tmp_path):
     _store_from(mixed_dataset(episodes=12, length=20), tmp_path / "store")
     kw = dict(steps=40, steps_per_call=10, checkpoint_every=20, config_overrides=TINY)
@@ -109,5 +109,26 @@ def test_with_standardised_inputs_the_saved_policy_matches_the_jax_actor(tmp_pat
     batch = batch_source(algo, config, data)[1].sample(np.random.default_rng(1), 16)
     want = np.asarray(actor_mean(state["actor"]["params"], goal_inputs(config, state, batch)["actor_in"]))
     policy = NumpyPolicy.load(algo.export_policy(config, state).save(tmp_path / "p.npz"))
+    got = policy(np.concatenate([batch["observations"], batch["actor_goals"]], axis=-1))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_the_saved_hierarchical_policy_matches_hiqls_two_levels_in_jax(tmp_path):
+    import jax.numpy as jnp
+
+    from armfarm.algos.core.goals import goal_inputs
+    from armfarm.algos.hiql import length_normalize
+    from armfarm.nets.mlp import mlp_apply
+
+    data = mixed_dataset(episodes=10, length=20)
+    data.observations *= 5
+    data.next_observations *= 5
+    algo, config, state, _ = _learn("hiql", data, 250, normalize_obs=True, subgoal_steps=3, rep_dim=4)
+    batch = batch_source(algo, config, data)[1].sample(np.random.default_rng(1), 16)
+    x = goal_inputs(config, state, batch)["actor_in"]
+    z = length_normalize(mlp_apply(state["high"]["params"], x))
+    want = np.asarray(mlp_apply(state["low"]["params"], jnp.concatenate([x[:, :2], z], axis=-1), final_activation=jnp.tanh))
+    policy = NumpyPolicy.load(algo.export_policy(config, state).save(tmp_path / "p.npz"))
+    assert policy.subgoal is not None and policy.obs_dim == 4 and policy.subgoal.rep_dim == 4
     got = policy(np.concatenate([batch["observations"], batch["actor_goals"]], axis=-1))
     np.testing.assert_allclose(got, want, atol=1e-5)

@@ -132,3 +132,25 @@ def test_bad_rates_are_refused_naming_the_fields():
         GCIQLConfig(value_p_curgoal=0.5, value_p_trajgoal=0.5, value_p_randomgoal=0.3)
     with pytest.raises(ValueError, match="actor_p_curgoal"):
         GCIQLConfig(actor_p_curgoal=-0.1, actor_p_trajgoal=1.1)
+
+
+def test_hierarchical_subgoals_are_k_steps_ahead_in_the_episode_and_never_past_the_goal():
+    from armfarm.algos.hiql import HIQLConfig
+
+    data = _line_dataset(lengths=(30, 4, 25))
+    k = 5
+    config = HIQLConfig(subgoal_steps=k, actor_p_curgoal=0.0, actor_p_trajgoal=0.7, actor_p_randomgoal=0.3)
+    batch = GoalSampler(data, GoalSpace(2, (0, 1)), config).sample_stacked(np.random.default_rng(0), 20, 500)
+    obs = batch["observations"].reshape(-1, 2)
+    sub, target = batch["subgoals"].reshape(-1, 2), batch["subgoal_targets"].reshape(-1, 2)
+    goal = batch["actor_goals"].reshape(-1, 2)
+    last = np.array([29, 3, 24])[obs[:, 0].astype(int)]
+    assert (sub[:, 0] == obs[:, 0]).all() and (target[:, 0] == obs[:, 0]).all(), "subgoals stay in the episode"
+    np.testing.assert_array_equal(sub[:, 1], np.minimum(obs[:, 1] + k, last))
+    same = goal[:, 0] == obs[:, 0]
+    future = same & (goal[:, 1] >= obs[:, 1])
+    np.testing.assert_array_equal(target[future, 1], np.minimum(np.minimum(obs[future, 1] + k, last[future]),
+                                                                goal[future, 1]))
+    np.testing.assert_array_equal(target[~future, 1], np.minimum(obs[~future, 1] + k, last[~future]))
+    assert (~future).mean() > 0.1 and (target[future, 1] < obs[future, 1] + k).any(), "both branches are exercised"
+    np.testing.assert_array_equal(batch["subgoal_target_observations"], batch["subgoal_targets"])

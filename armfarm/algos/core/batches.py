@@ -21,7 +21,8 @@ from armfarm.algos.core.contract import BASE_BATCH_KEYS as BATCH_KEYS
 AgentState = dict[str, Any]
 Batch = dict[str, Any]
 # the per-transition shape of extra batch keys that are not scalars ("goal_dim": any one width, the same for all)
-EXTRA_TAILS = {"next_actions": "act_dim", "value_goals": "goal_dim", "actor_goals": "goal_dim"}
+EXTRA_TAILS = {"next_actions": "act_dim", "value_goals": "goal_dim", "actor_goals": "goal_dim",
+               "subgoals": "goal_dim", "subgoal_targets": "goal_dim", "subgoal_target_observations": "obs_dim"}
 
 
 def check_batch(batch: Mapping[str, Any], obs_dim: int, act_dim: int, lead_ndim: int = 1,

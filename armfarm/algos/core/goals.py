@@ -95,6 +95,16 @@ def goal_inputs(config: GoalConfig, state: AgentState, batch: dict) -> dict[str,
             "actor_next_in": compose(b["next_observations"], actor_goals)}
 
 
+def split_input(config: GoalConfig, x: jax.Array, obs_dim: int) -> tuple[jax.Array, jax.Array]:
+    """The networks' input ``[s, g]`` as ``(s with any goal slot blanked, g)``, for networks that must
+    see the state without the goal (CRL's ``phi``, HIQL's value and low-level actor)."""
+    space = goal_space(config, obs_dim)
+    if space.slot is None:
+        return x[..., :obs_dim], x[..., obs_dim:]
+    start, stop = space.slot
+    return x.at[..., start:stop].set(0.0), x[..., start:stop]
+
+
 def steps_to_goal(config: GoalConfig, value: jax.Array) -> jax.Array:
     """The number of steps ``d`` to the goal that a goal-conditioned value implies: with reward -1 until
     the goal (``gc_negative``) ``V = -(1 - gamma^d) / (1 - gamma)``, else ``V = gamma^d`` (reward 1 on
