@@ -17,6 +17,18 @@ or by advantage-weighted regression (``actor_loss="awr"``, IQL's Eq. 7),
 
     L_pi(phi) = E[ min(exp(alpha (min_i Q(s, a, g) - V(s, g))), 100) 1/2 ||mu_phi(s, g) - a||^2 ].
 
+Actionable Models' two ideas (Chebotar et al. 2021, Sec. 4) are options here:
+
+- **goal chaining**: value goals drawn from *other* episodes (``value_p_randomgoal``, 0.3 by default as
+  in OGBench) get no success reward, only the bootstrapped target, so values chain through states that
+  several trajectories share and reach goals no single trajectory joins (their Sec. 4.2);
+- **conservative negative actions** (``negative_actions = n > 0``, their Sec. 4.3): ``n`` actions drawn
+  uniformly per transition are pushed towards the value of never reaching the goal,
+  ``Q_min = -1 / (1 - gamma)`` (0 without ``gc_negative``), so actions the data does not show do not
+  look better than they are:
+
+      L_neg(theta) = negative_weight E[ sum_i (Q_{theta_i}(s, a~, g) - Q_min)^2 ],  a~ ~ U[-1, 1]^|A|.
+
 Defaults are OGBench's: expectile 0.9, gamma 0.99, Polyak 0.005, layer-normalised 512-512-512 critics
 and value network, a 512-512-512 actor, batch 1024, Adam at 3e-4, and ``alpha`` 0.3 (OGBench uses 0.003
 on PointMaze). The actor has a constant unit standard deviation (so ``-log pi`` is the squared error
@@ -44,7 +56,7 @@ from armfarm.algos.core.goals import (
     input_dim,
 )
 from armfarm.algos.core.params import new_group, step_group
-from armfarm.algos.core.prng import seed_streams
+from armfarm.algos.core.prng import seed_streams, split_key
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.algos.iql import expectile_loss
 from armfarm.goals.relabel import GOAL_BATCH_KEYS
@@ -68,9 +80,13 @@ class GCIQLConfig(GoalConfig):
     alpha: float = param(0.3, "BC coefficient of DDPG+BC, or the AWR inverse temperature")
     layer_norm: bool = param(True, "layer normalisation in the critics and value network")
     init: str = param("lecun", "weight initialiser: torch, lecun or orthogonal")
+    negative_actions: int = param(0, "uniform negative actions per transition (Actionable Models; 0: off)")
+    negative_weight: float = param(1.0, "weight of the negative-action loss")
 
     def _validate(self) -> None:
         super()._validate()
+        if self.negative_actions < 0 or self.negative_weight < 0:
+            raise ValueError("negative_actions and negative_weight must be >= 0")
         if not 0.0 < self.expectile < 1.0:
             raise ValueError("expectile must be in (0, 1)")
         if self.actor_loss not in ("ddpgbc", "awr"):
@@ -101,6 +117,12 @@ def update(config: GCIQLConfig, state: AgentState, batch: dict) -> tuple[AgentSt
     target_q = jnp.min(critic_ensemble_apply(critic["target"], x, act), axis=0)
     next_v = mlp_apply(state["value"]["params"], b["value_next_in"])[..., 0]
     y = b["rewards"] + config.gamma * (1.0 - b["terminals"]) * next_v
+    new_key, (neg_key,) = split_key(state["key"], 1)
+    if config.negative_actions:
+        n, width = config.negative_actions, x.shape[-1]
+        neg_x = jnp.broadcast_to(x[None], (n, *x.shape)).reshape(-1, width)
+        neg_a = jax.random.uniform(neg_key, (neg_x.shape[0], act.shape[-1]), minval=-1.0, maxval=1.0)
+        floor = -1.0 / (1.0 - config.gamma) if config.gc_negative else 0.0
 
     def loss_fn(params):
         """L_V (Eq. 5) + L_Q (Eq. 6) + L_pi (DDPG+BC or AWR), on disjoint parameter groups."""
@@ -108,6 +130,9 @@ def update(config: GCIQLConfig, state: AgentState, batch: dict) -> tuple[AgentSt
         value_loss = jnp.mean(expectile_loss(target_q - v, config.expectile))
         q = critic_ensemble_apply(params["critic"], x, act)
         critic_loss = jnp.mean(jnp.sum(jnp.square(q - y), axis=0))
+        if config.negative_actions:
+            q_neg = critic_ensemble_apply(params["critic"], neg_x, neg_a)
+            critic_loss += config.negative_weight * jnp.mean(jnp.sum(jnp.square(q_neg - floor), axis=0))
         mean = actor_mean(params["actor"], b["actor_in"])
         bc = actor_nll(mean, act)
         if config.actor_loss == "ddpgbc":
@@ -126,7 +151,7 @@ def update(config: GCIQLConfig, state: AgentState, batch: dict) -> tuple[AgentSt
 
     params = {"actor": state["actor"]["params"], "critic": critic["params"], "value": state["value"]["params"]}
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-    return {**state, "step": state["step"] + 1,
+    return {**state, "step": state["step"] + 1, "key": new_key,
             "actor": step_group(state["actor"], grads["actor"], opt),
             "critic": step_group(critic, grads["critic"], opt, tau=config.tau),
             "value": step_group(state["value"], grads["value"], opt)}, metrics

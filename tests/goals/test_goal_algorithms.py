@@ -132,3 +132,26 @@ def test_the_saved_hierarchical_policy_matches_hiqls_two_levels_in_jax(tmp_path)
     assert policy.subgoal is not None and policy.obs_dim == 4 and policy.subgoal.rep_dim == 4
     got = policy(np.concatenate([batch["observations"], batch["actor_goals"]], axis=-1))
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_conservative_negative_actions_push_unseen_actions_to_the_never_reached_value():
+    """Actionable Models' negatives: where the data only ever moves one way, GCIQL with negatives values
+    the opposite action near Q_min = -1/(1 - gamma) and below the data's own action."""
+    import jax.numpy as jnp
+
+    from armfarm.algos.core.goals import goal_inputs
+    from armfarm.nets.mlp import critic_ensemble_apply
+
+    data = mixed_dataset(episodes=60, length=20, expert_frac=0.0)
+    data.actions[:] = np.clip(0.6 + 0.1 * np.random.default_rng(0).normal(size=data.actions.shape), -1, 1)
+    q = {}
+    for n in (0, 4):
+        algo, config, state, metrics = _learn("gciql", data, 2000, gamma=0.9, negative_actions=n)
+        assert np.isfinite(metrics["critic_loss"])
+        batch = batch_source(algo, config, data)[1].sample(np.random.default_rng(1), 256)
+        x = goal_inputs(config, state, batch)["value_in"]
+        q[n] = {a: float(jnp.mean(critic_ensemble_apply(state["critic"]["params"], x, jnp.full((256, 2), a))))
+                for a in (0.6, -1.0)}
+    floor = -1 / (1 - 0.9)
+    assert q[4][-1.0] < q[4][0.6] - 1.0, q
+    assert abs(q[4][-1.0] - floor) < abs(q[0][-1.0] - floor) - 1.0, q
