@@ -34,12 +34,16 @@ def main(argv=None) -> int:
     p.add_argument("--hidden", default="256,256")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--episodes", type=int, default=10, help="evaluation episodes per task")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="config override for every algorithm (repeatable), e.g. negative_actions=4")
+    p.add_argument("--tag", default="", help="suffix of the run directories (runs with other --set values)")
     p.add_argument("--out", type=Path, default=HERE / "results" / "goals.json")
     args = p.parse_args(argv)
-
+    from armfarm.algos import get_algorithm
     from armfarm.data import EpisodeStore
     from armfarm.datasets import build_dataset, get_recipe
     from armfarm.goals import evaluate_goal_tasks
+    from armfarm.overrides import coerce_fields, parse_pairs
     from armfarm.policy import NumpyPolicy
     from armfarm.train import train
 
@@ -56,8 +60,9 @@ def main(argv=None) -> int:
         for algo in args.algos.split(","):
             runs = []
             for seed in (int(s) for s in args.seeds.split(",")):
-                out = HERE / "_out" / "goals" / "runs" / f"{name}-{algo}-s{seed}"
-                overrides = {"hidden": hidden, "batch_size": args.batch, **OGBENCH_POINTMAZE.get(algo, {})}
+                out = HERE / "_out" / "goals" / "runs" / f"{name}-{algo}{args.tag}-s{seed}"
+                overrides = {"hidden": hidden, "batch_size": args.batch, **OGBENCH_POINTMAZE.get(algo, {}),
+                             **coerce_fields(get_algorithm(algo).config_cls, parse_pairs(args.set))}
                 t0 = time.perf_counter()
                 summary = train(algo, store, out, steps=args.steps, seed=seed, config_overrides=overrides,
                                 overwrite=True)
