@@ -26,6 +26,12 @@ OGBench point mazes (``pointmaze-medium-navigate``, ``pointmaze-large-navigate``
     goal 4 cells away, so that long paths exist only as stitched pieces. Observations are the (x, y)
     position; goals are states, so the data carries no goal and relabeling supplies it.
 
+OGBench manipulation (``cube-single-play``)
+    OGBench's ``play`` recipe on ``cube-single-v0``: the package's own scripted plan oracle
+    (``CubePlanOracle``, action noise 0.1 smoothed with 0.5) picks up the cube and places it at a random
+    target, and gets a new target each time it finishes, through 1000-step episodes. Observations are the
+    28-dimensional arm and cube state; goals are states, as for the mazes.
+
 SAC behaviour runs are cached in a behaviour directory and shared: ``hopper-medium`` and
 ``hopper-medium-replay`` with the same seed come from the same run. A build is deterministic for a seed:
 the same recipe, seed and size give the same episodes (ids included; only creation times differ).
@@ -118,6 +124,7 @@ def _maze_recipes() -> list[Recipe]:
 
 
 OGBENCH_NOISE = 0.5  # OGBench's data_gen_scripts/commands.sh, --noise=0.5 for every point maze
+OGBENCH_PLAY_NOISE, OGBENCH_PLAY_SMOOTHING = 0.1, 0.5  # generate_manipspace.py's defaults for play data
 
 
 def _ogbench_maze_recipes() -> list[Recipe]:
@@ -128,6 +135,8 @@ def _ogbench_maze_recipes() -> list[Recipe]:
                build_time="≈3 min (est.)"),
         Recipe("pointmaze-medium-stitch", "pointmaze-medium-v0", "ogbench-stitch", 1_000_000, episode_length=200,
                build_time="≈3 min (est.)"),
+        Recipe("cube-single-play", "cube-single-v0", "ogbench-play", 1_000_000, episode_length=1000,
+               build_time="≈30 min (est.: 540 steps/s)"),
     ]
 
 
@@ -377,6 +386,45 @@ def _build_ogbench_maze(writer: _Writer, recipe: Recipe, transitions: int, seed:
             "rewards": "zeros (goal-conditioned data: relabeling supplies rewards)"}
 
 
+def _build_ogbench_play(writer: _Writer, recipe: Recipe, transitions: int, seed: int) -> dict:
+    """OGBench's play data for its cube tasks: episode ``i`` is reset with seed ``seed + i`` and runs
+    under ``np.random`` seeded with ``seed + i`` (the oracle's noise and the new targets draw from it)."""
+    from ogbench.manipspace.oracles.plan.cube_plan import CubePlanOracle
+
+    length = recipe.episode_length
+    env = make_env(recipe.env_id, terminate_at_goal=False, mode="data_collection", max_episode_steps=length + 1)
+    tasks_done = 0
+    try:
+        for index, start in enumerate(range(0, transitions, length)):
+            env.action_space.seed(seed + index)
+            with global_numpy_seed(seed + index):
+                obs, info = env.reset(seed=seed + index)
+                oracle = CubePlanOracle(env=env, noise=OGBENCH_PLAY_NOISE, noise_smoothing=OGBENCH_PLAY_SMOOTHING)
+                oracle.reset(obs, info)
+                steps = min(length, transitions - start)
+                observations, actions = [obs], []
+                for _ in range(steps):
+                    action = np.clip(np.asarray(oracle.select_action(obs, info), np.float32), -1.0, 1.0)
+                    obs, _reward, _term, _trunc, info = env.step(action)
+                    observations.append(obs)
+                    actions.append(action)
+                    if oracle.done:  # the cube is placed: a new target, as OGBench's generator does
+                        tasks_done += 1
+                        target_obs, target_info = env.unwrapped.set_new_target(p_stack=0.0)
+                        oracle.reset(target_obs, target_info)
+            truncated = np.zeros(steps, bool)
+            truncated[-1] = True
+            writer.add(dict(observations=np.stack(observations).astype(np.float32), actions=np.stack(actions),
+                            rewards=np.zeros(steps, np.float32), terminated=np.zeros(steps, bool), truncated=truncated),
+                       f"{recipe.name}-s{seed}-{index:07d}", recipe.kind, collector_id=f"recipe:{recipe.name}",
+                       policy_id="ogbench-cube-plan-oracle", env_id=recipe.env_id, seed=seed)
+    finally:
+        env.close()
+    return {"type": "ogbench-cube-plan-oracle", "action_noise": OGBENCH_PLAY_NOISE,
+            "noise_smoothing": OGBENCH_PLAY_SMOOTHING, "tasks_completed": tasks_done, "dataset_type": "play",
+            "policy_id": "ogbench-cube-plan-oracle", "rewards": "zeros (goal-conditioned data: relabeling supplies rewards)"}
+
+
 def build_dataset(
     name: str,
     store_path: str | Path,
@@ -437,6 +485,8 @@ def build_dataset(
         behaviors.append({"type": "uniform-random", "policy_id": "random"})
     elif recipe.kind == "maze2d":
         behaviors.append(_build_maze(writer, recipe, transitions, seed))
+    elif recipe.kind == "ogbench-play":
+        behaviors.append(_build_ogbench_play(writer, recipe, transitions, seed))
     elif recipe.kind.startswith("ogbench-"):
         behaviors.append(_build_ogbench_maze(writer, recipe, transitions, seed))
     elif recipe.kind == "medium-replay":
