@@ -128,6 +128,7 @@ def main(argv=None) -> int:
                 rows.append({"text": ins["text"], "refused": str(e), "intended": ins["intended"], "success": False,
                              "landmarks": []})
                 continue
+            report.pop("path")
             rows.append({"text": ins["text"], "start": ins["start"], "intended": ins["intended"], **report})
         legs = [leg for r in rows for leg in r["landmarks"]]
         per_landmark: dict[str, list[bool]] = {}

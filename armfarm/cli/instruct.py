@@ -30,6 +30,7 @@ def instruct(
     threshold: float = typer.Option(DEFAULT_THRESHOLD, "--threshold", min=0.0, max=1.0,
                                     help="Least similarity at which a phrase names a landmark."),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the start and goal noise."),
+    plot: Path = typer.Option(None, "--plot", help="Draw the maze, the landmarks and the route taken to this PNG."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON."),
 ) -> None:
     """Parse INSTRUCTION into landmarks, ground each by sentence similarity, and run the policy in RUN_DIR
@@ -77,6 +78,16 @@ def instruct(
             report = follow_instruction(policy, env_id, instruction, landmarks=landmarks, planner=planner, start=start,
                                         steps_per_landmark=steps_per_landmark, seed=seed, groundings=groundings,
                                         progress=lambda: bar.advance(task))
+        if plot is not None:
+            from armfarm.envs.registry import make_env
+            from armfarm.evaluate.plots import plot_instruction
+            from armfarm.goals.tasks import ogbench_env_id
+
+            env = make_env(ogbench_env_id(env_id))
+            try:
+                plot_instruction(report, env, landmarks, plot)
+            finally:
+                env.close()
     if as_json:
         print_json({k: report[k] for k in ("landmarks", "success", "instruction", "env_id", "planner")})
         return
@@ -84,3 +95,5 @@ def instruct(
         mark = "reached" if row["reached"] else "NOT reached"
         results.print(f"{row['phrase']!r} -> {row['name']}: {mark} in {row['steps']} steps")
     results.print("instruction " + ("completed" if report["success"] else "not completed"))
+    if plot is not None:
+        results.print(f"route drawn to {plot}")

@@ -142,3 +142,47 @@ def plot_rounds(rounds: list[dict], behavior: float | None, path: Path, title: s
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_instruction(report: dict, env, landmarks, path: Path) -> Path:
+    """The maze (row 0 at the top, as landmarks are named), its landmarks, and the route the robot took
+    following ``report`` (:func:`armfarm.language.instruct.follow_instruction`), each leg in its colour
+    and each landmark marked reached (o) or not (x)."""
+    import numpy as np
+    from matplotlib.patches import Rectangle
+
+    inner = env.unwrapped
+    maze_map, unit = np.asarray(inner.maze_map), float(inner._maze_unit)
+    fig, ax = plt.subplots(figsize=(6.4, 6.4))
+    for i, j in zip(*np.nonzero(maze_map == 1), strict=True):
+        x, y = inner.ij_to_xy((i, j))
+        ax.add_patch(Rectangle((x - unit / 2, y - unit / 2), unit, unit, color="#444444"))
+    for lm in landmarks:
+        if lm.cell is not None:
+            x, y = inner.ij_to_xy(lm.cell)
+            ax.plot(x, y, "s", color="#bbbbbb", ms=6)
+            ax.annotate(lm.name, (x, y), fontsize=7, color="#555555", xytext=(3, 3), textcoords="offset points")
+    route = np.asarray(report["path"])
+    start = 0
+    for k, leg in enumerate(report["landmarks"]):
+        stop = start + leg["steps"]
+        ax.plot(route[start:stop + 1, 0], route[start:stop + 1, 1], color=f"C{k}", lw=1.2,
+                label=f"{k + 1}. {leg['name']} ({'reached' if leg['reached'] else 'not reached'})")
+        gx, gy = leg["goal_xy"]
+        ax.plot(gx, gy, "o" if leg["reached"] else "x", color=f"C{k}", ms=11, mew=2.5, mfc="none")
+        start = stop
+    ax.plot(*route[0], "k^", ms=9, label="start")
+    ax.set_xlim(-unit * 1.5, unit * (maze_map.shape[1] - 1.5))
+    ax.set_ylim(-unit * 1.5, unit * (maze_map.shape[0] - 1.5))
+    ax.invert_yaxis()
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    mode = "with waypoints" if report.get("planner") else "direct"
+    ax.set_title(f"{report['instruction']}\n({mode}: {'completed' if report['success'] else 'not completed'})",
+                 fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

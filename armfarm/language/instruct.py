@@ -54,8 +54,8 @@ def follow_instruction(policy: Any, env_id: str, instruction: str, *, landmarks:
 
     ``planner`` (a :class:`~armfarm.goals.planner.WaypointPlanner`) supplies intermediate goals;
     ``groundings`` skips parsing and grounding (a caller that grounded already). Returns
-    ``{"instruction", "env_id", "landmarks": [{"phrase", "name", "score", "reached", "steps"}],
-    "success", "planner"}``.
+    ``{"instruction", "env_id", "landmarks": [{"phrase", "name", "score", "reached", "steps", "goal_xy"}],
+    "success", "planner", "path"}``, where ``path`` is the agent's (x, y) at the start and after every step.
     """
     from armfarm.envs.registry import global_numpy_seed, make_env
 
@@ -78,7 +78,7 @@ def follow_instruction(policy: Any, env_id: str, instruction: str, *, landmarks:
         with global_numpy_seed(seed):  # OGBench draws start and goal noise from np.random
             targets = landmark_targets(env, chosen)
             obs, _ = env.reset(seed=seed, options={"task_info": {"init_ij": start_cell, "goal_ij": start_cell}})
-            rows = []
+            rows, path = [], [inner.get_xy().tolist()]
             for g, (goal_obs, goal_xy) in zip(groundings, targets, strict=True):
                 inner.set_goal(goal_xy=goal_xy)
                 reached, steps = False, 0
@@ -87,13 +87,14 @@ def follow_instruction(policy: Any, env_id: str, instruction: str, *, landmarks:
                     if planner is not None:
                         target = planner.waypoint(obs, target)
                     obs, _r, _term, _trunc, info = inner.step(act.towards(obs, target))
+                    path.append(inner.get_xy().tolist())
                     steps += 1
                     reached = bool(info.get("success", False))
                 rows.append({"phrase": g.phrase, "name": g.name, "score": round(g.score, 3), "reached": reached,
-                             "steps": steps})
+                             "steps": steps, "goal_xy": [float(v) for v in goal_xy]})
                 if progress is not None:
                     progress()
     finally:
         env.close()
     return {"instruction": instruction, "env_id": env_id, "landmarks": rows,
-            "success": all(r["reached"] for r in rows), "planner": planner is not None}
+            "success": all(r["reached"] for r in rows), "planner": planner is not None, "path": path}

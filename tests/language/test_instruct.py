@@ -71,6 +71,8 @@ def test_the_robot_visits_the_landmarks_in_order_and_reports_which_it_reached():
         ("charging spot", "the charging spot"), ("upper left corner", "top-left corner")]
     assert all(r["reached"] for r in report["landmarks"]) and report["success"]
     assert all(0 < r["steps"] < 150 for r in report["landmarks"])
+    assert len(report["path"]) == 1 + sum(r["steps"] for r in report["landmarks"])
+    assert np.linalg.norm(np.array(report["path"][-1]) - report["landmarks"][-1]["goal_xy"]) <= 1.0
     away = follow_instruction(straight_line_policy(-2.0), ENV, text, landmarks=landmarks, start="top-left corner",
                               steps_per_landmark=150)
     assert not any(r["reached"] for r in away["landmarks"]) and not away["success"]
@@ -105,7 +107,7 @@ def test_instruct_runs_end_to_end_on_a_small_maze_dataset(tmp_path):
     for plan in ("--no-plan", "--plan"):
         result = runner.invoke(app, ["instruct", str(tmp_path / "run"), "go to the upper left corner, then the middle "
                                      "of the maze, after that the charger", "--env", ENV, "--landmark-file", str(marks),
-                                     "--steps-per-landmark", "20", plan, "--json"])
+                                     "--steps-per-landmark", "20", plan, "--json", "--plot", str(tmp_path / f"{plan}.png")])
         assert result.exit_code == 0, result.output
         report = json.loads(result.stdout)
         assert [r["name"] for r in report["landmarks"]] == ["top-left corner", "centre of the maze", "the charger"]
@@ -113,6 +115,7 @@ def test_instruct_runs_end_to_end_on_a_small_maze_dataset(tmp_path):
         assert all(isinstance(r["reached"], bool) for r in report["landmarks"])
         assert report["success"] == all(r["reached"] for r in report["landmarks"])
         assert report["planner"] == (plan == "--plan")
+        assert (tmp_path / f"{plan}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     unknown = runner.invoke(app, ["instruct", str(tmp_path / "run"), "go to the fridge", "--env", ENV])
     assert unknown.exit_code == 2 and "fridge" in unknown.output and "closest" in unknown.output
     gcbc = runner.invoke(app, ["train", "gcbc", str(tmp_path / "store"), "--out", str(tmp_path / "bc"),
