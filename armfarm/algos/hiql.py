@@ -48,6 +48,7 @@ from armfarm.algos.core.goals import (
     GoalConfig,
     actor_mean,
     actor_nll,
+    composer,
     export_goal_policy,
     goal_inputs,
     goal_space,
@@ -127,8 +128,6 @@ def values(config: HIQLConfig, params, x: jax.Array, obs_dim: int) -> jax.Array:
 
 def update(config: HIQLConfig, state: AgentState, batch: dict) -> tuple[AgentState, dict[str, jax.Array]]:
     """One HIQL step on the value, high-level and low-level losses and a target Polyak update. Pure."""
-    from armfarm.algos.core.goals import composer
-
     b = goal_inputs(config, state, batch)
     obs_dim = state["norm"]["obs_mean"].shape[0]
     compose = composer(config, state)

@@ -34,7 +34,6 @@ class GoalDistance:
 
     def __init__(self, checkpoint: Any, chunk: int = 65536):
         import jax
-        import jax.numpy as jnp
 
         from armfarm.algos.core.contract import get_algorithm
         from armfarm.algos.core.goals import composer, goal_space, steps_to_goal
@@ -54,7 +53,6 @@ class GoalDistance:
             return steps_to_goal(config, algo.goal_value(config, state, compose(obs, goals)))
 
         self._pairs = pairs
-        self._jnp = jnp
 
     @classmethod
     def from_run(cls, run_dir: str | os.PathLike) -> GoalDistance:
