@@ -41,7 +41,7 @@ class GoalDistance:
         algo = get_algorithm(checkpoint.algo_name)
         if algo.goal_value is None:
             raise ValueError(f"{algo.name} learns no goal-conditioned value, so it cannot plan waypoints; "
-                             "train gciql or gcivl, or run without --plan")
+                             "train gciql, gcivl or hiql, or run without --plan")
         config, state = checkpoint.config, checkpoint.state
         compose = composer(config, state)
         self.space: GoalSpace = goal_space(config, int(state["norm"]["obs_mean"].shape[0]))
