@@ -340,6 +340,18 @@ def _build_maze(writer: _Writer, recipe: Recipe, transitions: int, seed: int) ->
             "goal_changes": goals, "policy_id": behavior.policy_id}
 
 
+def _write_goal_episode(writer: _Writer, recipe: Recipe, seed: int, index: int, observations: list,
+                        actions: list, policy_id: str) -> None:
+    """One reward-free episode of goal-reaching data, cut by the recipe's length (truncated at its end)."""
+    steps = len(actions)
+    truncated = np.zeros(steps, bool)
+    truncated[-1] = True
+    writer.add(dict(observations=np.stack(observations).astype(np.float32), actions=np.stack(actions),
+                    rewards=np.zeros(steps, np.float32), terminated=np.zeros(steps, bool), truncated=truncated),
+               f"{recipe.name}-s{seed}-{index:07d}", recipe.kind, collector_id=f"recipe:{recipe.name}",
+               policy_id=policy_id, env_id=recipe.env_id, seed=seed)
+
+
 def _build_ogbench_maze(writer: _Writer, recipe: Recipe, transitions: int, seed: int) -> dict:
     """OGBench's navigate / stitch point-maze data: episode ``i`` is reset with seed ``seed + i`` and
     draws its start, goals and action noise from ``default_rng([seed, i])``."""
@@ -373,12 +385,7 @@ def _build_ogbench_maze(writer: _Writer, recipe: Recipe, transitions: int, seed:
                     if at_goal and navigate:  # a new goal as soon as this one is reached
                         env.unwrapped.set_goal(goal_ij=vertices[rng.integers(len(vertices))])
                         at_goal = False
-            truncated = np.zeros(steps, bool)
-            truncated[-1] = True
-            writer.add(dict(observations=np.stack(observations).astype(np.float32), actions=np.stack(actions),
-                            rewards=np.zeros(steps, np.float32), terminated=np.zeros(steps, bool), truncated=truncated),
-                       f"{recipe.name}-s{seed}-{index:07d}", recipe.kind, collector_id=f"recipe:{recipe.name}",
-                       policy_id="ogbench-maze-oracle", env_id=recipe.env_id, seed=seed)
+            _write_goal_episode(writer, recipe, seed, index, observations, actions, "ogbench-maze-oracle")
     finally:
         env.close()
     return {"type": "ogbench-maze-oracle", "action_noise_std": OGBENCH_NOISE, "goal_arrivals": arrivals,
@@ -412,12 +419,7 @@ def _build_ogbench_play(writer: _Writer, recipe: Recipe, transitions: int, seed:
                         tasks_done += 1
                         target_obs, target_info = env.unwrapped.set_new_target(p_stack=0.0)
                         oracle.reset(target_obs, target_info)
-            truncated = np.zeros(steps, bool)
-            truncated[-1] = True
-            writer.add(dict(observations=np.stack(observations).astype(np.float32), actions=np.stack(actions),
-                            rewards=np.zeros(steps, np.float32), terminated=np.zeros(steps, bool), truncated=truncated),
-                       f"{recipe.name}-s{seed}-{index:07d}", recipe.kind, collector_id=f"recipe:{recipe.name}",
-                       policy_id="ogbench-cube-plan-oracle", env_id=recipe.env_id, seed=seed)
+            _write_goal_episode(writer, recipe, seed, index, observations, actions, "ogbench-cube-plan-oracle")
     finally:
         env.close()
     return {"type": "ogbench-cube-plan-oracle", "action_noise": OGBENCH_PLAY_NOISE,

@@ -117,8 +117,9 @@ def update(config: GCIQLConfig, state: AgentState, batch: dict) -> tuple[AgentSt
     target_q = jnp.min(critic_ensemble_apply(critic["target"], x, act), axis=0)
     next_v = mlp_apply(state["value"]["params"], b["value_next_in"])[..., 0]
     y = b["rewards"] + config.gamma * (1.0 - b["terminals"]) * next_v
-    new_key, (neg_key,) = split_key(state["key"], 1)
+    new_key = state["key"]
     if config.negative_actions:
+        new_key, (neg_key,) = split_key(state["key"], 1)
         n, width = config.negative_actions, x.shape[-1]
         neg_x = jnp.broadcast_to(x[None], (n, *x.shape)).reshape(-1, width)
         neg_a = jax.random.uniform(neg_key, (neg_x.shape[0], act.shape[-1]), minval=-1.0, maxval=1.0)

@@ -131,10 +131,15 @@ class WaypointPlanner:
 
     def path(self, obs: np.ndarray, goal: np.ndarray) -> list[int]:
         """Node indices from ``obs`` to ``goal`` (empty: go straight, or no path)."""
+        return self._route(obs, goal)[0]
+
+    def _route(self, obs: np.ndarray, goal: np.ndarray) -> tuple[list[int], np.ndarray | None]:
+        """:meth:`path` and the distances from ``obs`` to every node (None when going straight), each
+        beyond ``max_edge`` as inf."""
         goal = np.asarray(goal, np.float32).reshape(1, -1)
         obs = np.asarray(obs, np.float32).reshape(1, -1)
         if self.distance(obs, goal)[0, 0] <= self.max_edge:
-            return []
+            return [], None
         from_start = self.distance(obs, self.node_goals)[0]
         to_goal = self.distance(self.nodes, goal)[:, 0]
         from_start[from_start > self.max_edge] = np.inf
@@ -142,21 +147,18 @@ class WaypointPlanner:
         total = from_start[:, None] + self.dist + to_goal[None, :]
         i, j = np.unravel_index(int(np.argmin(total)), total.shape)
         if not np.isfinite(total[i, j]):
-            return []
+            return [], from_start
         route = [int(i)]
         while route[-1] != j:
             route.append(int(self.next_hop[route[-1], j]))
-        return route
+        return route, from_start
 
     def waypoint(self, obs: np.ndarray, goal: np.ndarray) -> np.ndarray:
         """The goal to pursue from ``obs``: ``goal`` itself, or the first node of the path that is at
         least ``reach`` steps away."""
-        route = self.path(obs, goal)
-        if not route:
-            return np.asarray(goal, np.float32).reshape(-1)
-        ahead = self.distance(np.asarray(obs, np.float32).reshape(1, -1), self.node_goals[route])[0]
-        far = np.nonzero(ahead >= self.reach)[0]
-        return self.node_goals[route[int(far[0])]] if len(far) else np.asarray(goal, np.float32).reshape(-1)
+        route, from_start = self._route(obs, goal)
+        far = [node for node in route if from_start[node] >= self.reach]
+        return self.node_goals[far[0]] if far else np.asarray(goal, np.float32).reshape(-1)
 
 
 def _all_pairs_shortest(edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
