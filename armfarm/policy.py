@@ -13,6 +13,12 @@ predicts a latent subgoal ``z`` with a second ReLU MLP of linear output, rescale
 ``sqrt(rep_dim)``, and the network above then acts on ``concat((x * subgoal_mask)[:, :keep], z)``
 (:class:`SubgoalStage`; archive members ``subgoal_weight_i``, ``subgoal_bias_i``, ``subgoal_mask``).
 
+A policy from images has an encoder stage in front (:class:`EncoderStage`): a conv encoder from
+:mod:`armfarm.encoders` turns ``(H, W, C)`` images into features, and the network above acts on them
+(archive members ``encoder_<layer>_<w|b|scale|offset>``). A policy over discrete actions (DQN, CQL, BC
+on ``Discrete`` spaces) has ``output="argmax"``: the network's last layer gives one value per action
+and the policy returns ``action_offset + argmax`` as an integer.
+
 Dict observations are flattened by concatenating ``obs[k]`` for ``k`` in ``obs_keys`` (the sorted key
 order recorded by the data layer). Files are ``.npz`` archives of plain arrays plus a JSON header
 (stored as a ``uint8`` array), loaded with ``allow_pickle=False``.
@@ -38,11 +44,12 @@ import numpy as np
 
 from armfarm import __version__
 from armfarm.durable import write_atomic
+from armfarm.encoders import PARAM_NAMES, check_layers, encode
 
 POLICY_FORMAT = "armfarm-numpy-policy"
 POLICY_FORMAT_VERSION = 1
 
-__all__ = ["NumpyPolicy", "PolicyFormatError", "SubgoalStage", "POLICY_FORMAT", "POLICY_FORMAT_VERSION",
+__all__ = ["NumpyPolicy", "PolicyFormatError", "SubgoalStage", "EncoderStage", "POLICY_FORMAT", "POLICY_FORMAT_VERSION",
            "SHIELD_MEMBERS"]
 
 
@@ -56,7 +63,7 @@ MAX_TOTAL_BYTES = 1 << 30  # all arrays, inflated
 SHIELD_MEMBERS = ("shield.json", "weights.npz", "fallback.npz", "recovery.npz")  # a shield directory's files
 _SHIELD_PREFIX = "shield__"
 _MEMBER = re.compile(r"(header_json|weight_\d{1,3}|bias_\d{1,3}|obs_mean|obs_std|action_low|action_high|"
-                     r"subgoal_weight_\d{1,3}|subgoal_bias_\d{1,3}|subgoal_mask|"
+                     r"subgoal_weight_\d{1,3}|subgoal_bias_\d{1,3}|subgoal_mask|encoder_\d{1,3}_(?:w|b|scale|offset)|"
                      r"shield__(?:shield\.json|weights\.npz|fallback\.npz|recovery\.npz))\.npy")
 
 
@@ -134,6 +141,25 @@ class SubgoalStage:
         return np.concatenate([(x * self.mask)[:, :self.keep], z], axis=-1)
 
 
+class EncoderStage:
+    """An image encoder in front of a policy's network: ``(N, H, W, C)`` images -> ``(N, F)`` features
+    (:func:`armfarm.encoders.encode`). ``layers`` is the JSON-able layer list, ``params`` one dict of arrays
+    per layer, ``input_shape`` the ``(H, W, C)`` the policy takes."""
+
+    def __init__(self, layers: Sequence[Mapping[str, Any]], params: Sequence[Mapping[str, Any]],
+                 input_shape: Sequence[int]):
+        self.layers = [dict(layer) for layer in layers]
+        self.params = [{k: np.ascontiguousarray(v, dtype=np.float32) for k, v in p.items()} for p in params]
+        check_layers(self.layers, self.params)
+        self.input_shape = tuple(int(d) for d in input_shape)
+        if len(self.input_shape) != 3 or min(self.input_shape) < 1:
+            raise ValueError(f"an encoder's input_shape must be (H, W, C), got {self.input_shape}")
+        self.feature_dim = int(encode(self.layers, self.params, np.zeros((1, *self.input_shape), np.float32)).shape[1])
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return encode(self.layers, self.params, images)
+
+
 class NumpyPolicy:
     """Deterministic ReLU MLP with a tanh output, observation normalisation and action rescaling.
 
@@ -147,6 +173,10 @@ class NumpyPolicy:
         shield_files: the files of the shield this policy ships with (name in :data:`SHIELD_MEMBERS` ->
             bytes), or None. The policy itself never reads them; :mod:`armfarm.shield` does.
         subgoal: a :class:`SubgoalStage` in front of the network (hierarchical policies), or None.
+        encoder: an :class:`EncoderStage` in front of the network (policies from images), or None.
+        output: ``"tanh"`` (continuous actions, rescaled to the bounds) or ``"argmax"`` (a discrete action:
+            ``action_offset`` plus the index of the network's largest output).
+        action_offset: the first discrete action's number (a ``Discrete(n, start)`` space's ``start``).
     """
 
     def __init__(
@@ -161,6 +191,9 @@ class NumpyPolicy:
         metadata: Mapping[str, Any] | None = None,
         shield_files: Mapping[str, bytes] | None = None,
         subgoal: SubgoalStage | None = None,
+        encoder: EncoderStage | None = None,
+        output: str = "tanh",
+        action_offset: int = 0,
     ):
         if len(weights) == 0 or len(weights) != len(biases):
             raise ValueError(f"need the same positive number of weights and biases, got {len(weights)} and {len(biases)}")
@@ -179,10 +212,27 @@ class NumpyPolicy:
         if subgoal is not None and self.weights[0].shape[0] != subgoal.keep + subgoal.rep_dim:
             raise ValueError(f"weights[0] has {self.weights[0].shape[0]} inputs; the subgoal stage gives "
                              f"{subgoal.keep} + {subgoal.rep_dim}")
-        self.obs_dim = int(self.weights[0].shape[0] if subgoal is None else subgoal.input_dim)
+        self.encoder = encoder
+        if encoder is not None:
+            if subgoal is not None:
+                raise ValueError("a policy has an encoder stage or a subgoal stage, not both")
+            if self.weights[0].shape[0] != encoder.feature_dim:
+                raise ValueError(f"weights[0] has {self.weights[0].shape[0]} inputs; the encoder gives "
+                                 f"{encoder.feature_dim} features")
+        if output not in ("tanh", "argmax"):
+            raise ValueError(f"output must be 'tanh' or 'argmax', got {output!r}")
+        self.output, self.action_offset = output, int(action_offset)
+        if output == "argmax" and (action_low is not None or action_high is not None):
+            raise ValueError("a discrete (argmax) policy has no action bounds to rescale to")
+        if encoder is not None:
+            self.obs_dim = int(np.prod(encoder.input_shape))
+        else:
+            self.obs_dim = int(self.weights[0].shape[0] if subgoal is None else subgoal.input_dim)
         self.act_dim = int(self.weights[-1].shape[1])
         if (obs_mean is None) != (obs_std is None):
             raise ValueError("give both obs_mean and obs_std, or neither")
+        if encoder is not None and obs_mean is not None:
+            raise ValueError("a policy from images rescales pixels in its encoder; it takes no obs_mean/obs_std")
         if (action_low is None) != (action_high is None):
             raise ValueError("give both action_low and action_high, or neither")
         self.obs_mean = _vec(obs_mean, "obs_mean", self.obs_dim)
@@ -236,15 +286,33 @@ class NumpyPolicy:
             f"(a single observation ({d},) or a batch (N, {d}))"
         )
 
+    def _images(self, obs: Any) -> tuple[np.ndarray, bool]:
+        shape = self.encoder.input_shape
+        x = np.asarray(obs)
+        if x.shape == shape:
+            return x[None], True
+        if x.ndim == 4 and x.shape[1:] == shape:
+            return x, False
+        raise ValueError(f"observation has shape {x.shape}; this policy takes images {shape} "
+                         f"(one image {shape} or a batch (N, {', '.join(map(str, shape))}))")
+
     def __call__(self, obs: Any) -> np.ndarray:
-        """Actions for one observation -> ``(act_dim,)`` or for a batch -> ``(N, act_dim)``."""
-        x, single = self._flatten(obs)
+        """Actions for one observation -> ``(act_dim,)`` or for a batch -> ``(N, act_dim)``; a discrete
+        policy returns one integer action (``()``) or ``(N,)`` of them."""
+        if self.encoder is not None:
+            images, single = self._images(obs)
+            x = self.encoder(images)
+        else:
+            x, single = self._flatten(obs)
         if self.obs_mean is not None:
             x = (x - self.obs_mean) / self.obs_std
         if self.subgoal is not None:
             x = self.subgoal(x)
         for w, b in zip(self.weights[:-1], self.biases[:-1], strict=True):
             x = np.maximum(x @ w + b, 0.0)
+        if self.output == "argmax":
+            choice = np.argmax(x @ self.weights[-1] + self.biases[-1], axis=-1).astype(np.int64) + self.action_offset
+            return choice[0] if single else choice
         y = np.tanh(x @ self.weights[-1] + self.biases[-1])
         if self.action_low is not None:
             y = self.action_low + (y + 1.0) * 0.5 * (self.action_high - self.action_low)
@@ -254,6 +322,10 @@ class NumpyPolicy:
     def __repr__(self) -> str:
         sizes = [self.weights[0].shape[0]] + [w.shape[1] for w in self.weights]
         stage = "" if self.subgoal is None else f", subgoal_sizes={[self.obs_dim] + [w.shape[1] for w in self.subgoal.weights]}"
+        if self.encoder is not None:
+            stage = f", encoder_input={self.encoder.input_shape}"
+        if self.output != "tanh":
+            stage += f", output={self.output}"
         return f"NumpyPolicy(sizes={sizes}{stage}, obs_keys={self.obs_keys}, metadata={self.metadata})"
 
     # ------------------------------------------------------------------------------------ files
@@ -266,7 +338,8 @@ class NumpyPolicy:
             "format_version": POLICY_FORMAT_VERSION,
             "num_layers": len(self.weights),
             "hidden_activation": "relu",
-            "output_activation": "tanh",
+            "output_activation": self.output,
+            "action_offset": self.action_offset,
             "normalize_obs": self.obs_mean is not None,
             "rescale_actions": self.action_low is not None,
             "obs_keys": self.obs_keys,
@@ -274,6 +347,8 @@ class NumpyPolicy:
         }
         if self.subgoal is not None:
             header["subgoal"] = {"num_layers": len(self.subgoal.weights), "keep": self.subgoal.keep}
+        if self.encoder is not None:
+            header["encoder"] = {"layers": self.encoder.layers, "input_shape": list(self.encoder.input_shape)}
         try:
             header_bytes = json.dumps(header, sort_keys=True).encode()
         except TypeError as e:
@@ -290,6 +365,9 @@ class NumpyPolicy:
                 arrays[f"subgoal_weight_{i}"] = w
                 arrays[f"subgoal_bias_{i}"] = b
             arrays["subgoal_mask"] = self.subgoal.mask
+        if self.encoder is not None:
+            for i, p in enumerate(self.encoder.params):
+                arrays.update({f"encoder_{i}_{name}": a for name, a in p.items()})
         for name, data in (self.shield_files or {}).items():
             arrays[_SHIELD_PREFIX + name] = np.frombuffer(data, dtype=np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -332,6 +410,12 @@ class NumpyPolicy:
                 subgoal = SubgoalStage([arrays[f"subgoal_weight_{i}"] for i in range(m)],
                                        [arrays[f"subgoal_bias_{i}"] for i in range(m)], arrays["subgoal_mask"],
                                        int(header["subgoal"]["keep"]))
+            encoder = None
+            if header.get("encoder") is not None:
+                layers = header["encoder"]["layers"]
+                encoder = EncoderStage(layers, [{name: arrays[f"encoder_{i}_{name}"] for name in PARAM_NAMES
+                                                 if f"encoder_{i}_{name}" in arrays} for i in range(len(layers))],
+                                       header["encoder"]["input_shape"])
             return cls(
                 weights,
                 biases,
@@ -343,8 +427,11 @@ class NumpyPolicy:
                 metadata=header.get("metadata") or {},
                 shield_files=shield_files or None,
                 subgoal=subgoal,
+                encoder=encoder,
+                output=header.get("output_activation", "tanh"),
+                action_offset=int(header.get("action_offset", 0)),
             )
         except KeyError as e:
             raise PolicyFormatError(f"{path}: policy file lacks entry {e}") from e
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, AttributeError) as e:
             raise PolicyFormatError(f"{path}: inconsistent policy file ({e})") from e

@@ -24,6 +24,7 @@ import numpy as np
 from armfarm import __version__
 from armfarm.algos import (
     DatasetStats,
+    algorithms,
     config_from_dict,
     get_algorithm,
     load_checkpoint,
@@ -33,7 +34,7 @@ from armfarm.algos import (
 )
 from armfarm.algos.core.fused import scan_updates
 from armfarm.algos.core.goals import batch_source
-from armfarm.data import EpisodeStore, TransitionDataset
+from armfarm.data import EpisodeStore, FrameSampler, TransitionDataset
 from armfarm.durable import write_json
 from armfarm.evaluate.rollouts import EvalResult, evaluate_policy
 from armfarm.goals.tasks import evaluate_goal_tasks
@@ -102,7 +103,7 @@ def train(
     run = RunDir(out_dir)
     checkpoint = run.prepare(resume, overwrite)
 
-    data = dataset if dataset is not None else TransitionDataset.from_store(store_path)
+    data = dataset if dataset is not None else load_training_data(algo, config, store_path)
     spec = EpisodeStore(store_path).spec
     bounds = (spec.action.low, spec.action.high) if spec is not None else (None, None)
     stats = DatasetStats.from_dataset(data, action_low=bounds[0], action_high=bounds[1])
@@ -194,6 +195,20 @@ def train(
     return summary
 
 
+def load_training_data(algo: Any, config: Any, store_path: str | Path) -> TransitionDataset | FrameSampler:
+    """What ``algo`` trains on from the store: its transitions as float32 arrays, or, for a store of
+    ``uint8`` images, a :class:`FrameSampler` that keeps the frames as they are (stacking
+    ``config.frame_stack`` of them). Raises ``ValueError`` when the algorithm cannot take images."""
+    spec = EpisodeStore(store_path).spec
+    if spec is not None and spec.obs_keys is None and spec.observation.is_image:
+        if not algo.images:
+            takers = ", ".join(name for name, a in algorithms().items() if a.images)
+            raise ValueError(f"{store_path} holds {spec.observation.shape} uint8 images; {algo.name} learns from "
+                             f"state vectors. Learners that take images: {takers}")
+        return FrameSampler.from_store(store_path, frame_stack=getattr(config, "frame_stack", 1))
+    return TransitionDataset.from_store(store_path)
+
+
 def _stack(trees: list) -> Any:
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
@@ -241,7 +256,8 @@ def train_seeds(
         raise ValueError(f"vectorize must be 'vmap' or 'sequential', got {vectorize!r}")
     out = Path(out_dir)
     started = time.perf_counter()
-    data = TransitionDataset.from_store(store_path)
+    data = load_training_data(get_algorithm(algo_name), config_from_dict(
+        get_algorithm(algo_name).config_cls, config_overrides or {}), store_path)
     common = dict(steps=steps, env_id=env_id, eval_episodes=eval_episodes, steps_per_call=steps_per_call,
                   config_overrides=config_overrides, overwrite=overwrite, dataset=data)
     if vectorize == "sequential":

@@ -6,7 +6,7 @@ environment's five evaluation tasks.
 
 Each dataset is built once into benchmarks/_out/goals/<name> (``armfarm datasets build``); each
 (algorithm, seed) trains with OGBench's per-environment settings (GCIQL alpha 0.003 and GCIVL alpha 10
-on PointMaze) except the network and batch sizes and the step budget, which are set by the flags so
+on PointMaze; GCIQL alpha 1, CRL alpha 3 and HIQL subgoal_steps 10 on cube) except the network and batch sizes and the step budget, which are set by the flags so
 that a run fits a 2-core CPU. Results (success rate per task and overall, steps/s) go to
 benchmarks/results/goals.json.
 """
@@ -21,7 +21,11 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-OGBENCH_POINTMAZE = {"gciql": {"alpha": 0.003}, "gcivl": {"alpha": 10.0}, "crl": {"alpha": 0.03}}  # impls/hyperparameters.sh
+# OGBench's per-environment settings (impls/hyperparameters.sh), by dataset family (the name's first word)
+OGBENCH_SETTINGS = {
+    "pointmaze": {"gciql": {"alpha": 0.003}, "gcivl": {"alpha": 10.0}, "crl": {"alpha": 0.03}},
+    "cube": {"gciql": {"alpha": 1.0}, "gcivl": {"alpha": 10.0}, "crl": {"alpha": 3.0}, "hiql": {"subgoal_steps": 10}},
+}
 
 
 def main(argv=None) -> int:
@@ -61,7 +65,7 @@ def main(argv=None) -> int:
             runs = []
             for seed in (int(s) for s in args.seeds.split(",")):
                 out = HERE / "_out" / "goals" / "runs" / f"{name}-{algo}{args.tag}-s{seed}"
-                overrides = {"hidden": hidden, "batch_size": args.batch, **OGBENCH_POINTMAZE.get(algo, {}),
+                overrides = {"hidden": hidden, "batch_size": args.batch, **OGBENCH_SETTINGS.get(name.split("-")[0], {}).get(algo, {}),
                              **coerce_fields(get_algorithm(algo).config_cls, parse_pairs(args.set))}
                 t0 = time.perf_counter()
                 summary = train(algo, store, out, steps=args.steps, seed=seed, config_overrides=overrides,

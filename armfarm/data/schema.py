@@ -82,6 +82,18 @@ class ArraySpec:
         """Number of scalars per step (``1`` for a scalar)."""
         return math.prod(self.shape)
 
+    @property
+    def is_image(self) -> bool:
+        """Whether arrays of this spec are camera images: ``uint8`` of shape ``(H, W, C)``."""
+        return self.dtype == "uint8" and len(self.shape) == 3
+
+    @property
+    def num_choices(self) -> int | None:
+        """For a discrete action (an integer scalar with bounds ``low..high``): ``high - low + 1``; else None."""
+        if self.shape != () or np.dtype(self.dtype).kind not in "iu" or self.low is None or self.high is None:
+            return None
+        return int(self.high) - int(self.low) + 1
+
     def same_layout(self, other: ArraySpec) -> bool:
         """Whether arrays of both specs are stored identically (same shape and dtype)."""
         return self.shape == other.shape and self.dtype == other.dtype
@@ -212,19 +224,24 @@ class StoreSpec:
 
     @classmethod
     def from_gymnasium(cls, observation_space: Any, action_space: Any) -> StoreSpec:
-        """Spec of a Gymnasium env: ``Box`` or ``Dict``-of-``Box`` observations, ``Box`` actions.
+        """Spec of a Gymnasium env: ``Box`` or ``Dict``-of-``Box`` observations, ``Box`` or ``Discrete``
+        actions.
 
         Finite action bounds (``low``/``high``) are recorded (unbounded actions get none);
-        observation bounds are not.
+        observation bounds are not. A ``Discrete(n, start)`` action is an ``int64`` scalar with bounds
+        ``start .. start + n - 1`` (:attr:`ArraySpec.num_choices`).
         """
         from gymnasium import spaces
 
         def box(space: Any, name: str, bounds: bool) -> ArraySpec:
+            if bounds and isinstance(space, spaces.Discrete):
+                start = int(space.start)
+                return ArraySpec((), "int64", start, start + int(space.n) - 1)
             if not isinstance(space, spaces.Box):
                 raise DataError(
                     f"unsupported space {space!r}",
                     field=name,
-                    hint="armfarm stores Box observations/actions and Dict-of-Box observations",
+                    hint="armfarm stores Box observations, Dict-of-Box observations, and Box or Discrete actions",
                 )
             if not bounds or not (np.isfinite(space.low).all() and np.isfinite(space.high).all()):
                 return ArraySpec(space.shape, space.dtype.name)
@@ -445,6 +462,17 @@ class Episode:
                     field=name,
                     hint="all episodes of a store share one spec; write these episodes to another store",
                 )
+            if spec.action.num_choices is not None:
+                low, high = int(spec.action.low), int(spec.action.high)
+                outside = (self.actions < low) | (self.actions > high)
+                if outside.any():
+                    bad = int(np.flatnonzero(outside)[0])
+                    raise DataError(
+                        f"discrete action {int(self.actions[bad])} at step {bad} is outside {low}..{high}",
+                        path=path,
+                        field="actions",
+                        hint="a Discrete action space's actions are integers start .. start + n - 1",
+                    )
 
 
 def check_costs(costs: Any, path: Any, rows: int) -> None:

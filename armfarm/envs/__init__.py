@@ -5,7 +5,10 @@
 * ``armfarm/ReacherFragile-v0``: an arm among dishes, a window and its own motor limits
   (:mod:`armfarm.envs.fragile`).
 
-Each reports a per-step ``info["cost"]`` (Safety-Gymnasium's convention), which armfarm records.
+* ``armfarm/QuadrantDot-v0``: a one-step bandit from 16x16 images, with discrete actions
+  (:mod:`armfarm.envs.pixels`).
+
+The damage tasks each report a per-step ``info["cost"]`` (Safety-Gymnasium's convention), which armfarm records.
 The velocity tasks have a default cost budget of 20 per 1000-step episode (armfarm's choice, in the
 range of the thresholds offline safe-RL benchmarks evaluate these tasks at; pass ``--cost-budget`` to
 match a benchmark's); normalised cost is the mean episode cost over the budget (DSRL's measure).
@@ -24,6 +27,10 @@ DAMAGE_TASKS = {
 for _id, (_entry, _kwargs, _steps) in DAMAGE_TASKS.items():
     if _id not in gym.registry:
         gym.register(_id, entry_point=_entry, kwargs=_kwargs, max_episode_steps=_steps)
+
+
+if "armfarm/QuadrantDot-v0" not in gym.registry:
+    gym.register("armfarm/QuadrantDot-v0", entry_point="armfarm.envs.pixels:QuadrantDot", max_episode_steps=1)
 
 
 def default_cost_budget(env_id: str) -> float | None:

@@ -23,7 +23,7 @@ class BehaviorSpec:
     """What to run: ``random``, ``maze-expert``, ``maze-mixed``, or a path to a policy.
 
     ``noise`` is the std of Gaussian noise added to every action before clipping to the action
-    bounds. ``good_fraction`` is used by ``maze-mixed`` only: the share of episodes that head for
+    bounds; for a ``Discrete`` action space it is epsilon: the chance of a uniform random action. ``good_fraction`` is used by ``maze-mixed`` only: the share of episodes that head for
     the real goal (the others head for a decoy goal).
     """
 
@@ -35,9 +35,13 @@ class BehaviorSpec:
 class _Behavior:
     policy_id = "behavior"
 
-    def __init__(self, action_space: gym.spaces.Box, noise: float):
-        self.low = action_space.low.astype(np.float32)
-        self.high = action_space.high.astype(np.float32)
+    def __init__(self, action_space: gym.spaces.Box | gym.spaces.Discrete, noise: float):
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        if self.discrete:  # integer actions low .. high
+            self.low, self.high = int(action_space.start), int(action_space.start + action_space.n - 1)
+        else:
+            self.low = action_space.low.astype(np.float32)
+            self.high = action_space.high.astype(np.float32)
         self.noise = float(noise)
         self.rng = np.random.default_rng(0)
 
@@ -48,6 +52,10 @@ class _Behavior:
         raise NotImplementedError
 
     def __call__(self, obs) -> np.ndarray:
+        if self.discrete:  # epsilon-greedy around the clean action
+            if self.noise > 0 and self.rng.uniform() < self.noise:
+                return np.int64(self.rng.integers(self.low, self.high + 1))
+            return np.int64(np.clip(int(np.asarray(self._clean_action(obs)).reshape(())), self.low, self.high))
         action = np.asarray(self._clean_action(obs), dtype=np.float32)
         if self.noise > 0:
             action = action + self.rng.normal(0.0, self.noise, size=action.shape).astype(np.float32)
@@ -55,11 +63,13 @@ class _Behavior:
 
 
 class RandomBehavior(_Behavior):
-    """Uniform random actions within the action bounds."""
+    """Uniform random actions within the action bounds (or over a ``Discrete`` space's actions)."""
 
     policy_id = "random"
 
     def _clean_action(self, obs) -> np.ndarray:
+        if self.discrete:
+            return np.int64(self.rng.integers(self.low, self.high + 1))
         return self.rng.uniform(self.low, self.high).astype(np.float32)
 
 

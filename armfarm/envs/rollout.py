@@ -19,7 +19,7 @@ def rollout_episode(env: gym.Env, act: Callable, seed: int | None, max_steps: in
     """Run ``act`` in ``env`` from ``reset(seed=seed)`` until it terminates or is truncated.
 
     Returns a dict with ``observations`` (T+1 rows, or a dict of such arrays), ``actions`` (T),
-    ``rewards``, ``terminated``, ``truncated`` and ``costs`` (T; ``info["cost"]``, Safety-Gymnasium's
+    (float32, or int64 for a ``Discrete`` action space), ``rewards``, ``terminated``, ``truncated`` and ``costs`` (T; ``info["cost"]``, Safety-Gymnasium's
     convention, 0 where the environment reports none), and ``end_reason`` ("" unless ``act`` stopped the
     episode). ``max_steps`` cuts the episode early and marks its last step truncated.
 
@@ -34,8 +34,9 @@ def rollout_episode(env: gym.Env, act: Callable, seed: int | None, max_steps: in
         act.begin_episode()
     interventions: list[int] = []
     end_reason = ""
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
     while True:
-        action = np.asarray(act(obs), dtype=np.float32)
+        action = np.int64(np.asarray(act(obs)).reshape(())) if discrete else np.asarray(act(obs), dtype=np.float32)
         if shielded:
             interventions.append(int(act.last_intervention))
         obs, reward, term, trunc, info = env.step(action)
@@ -55,7 +56,7 @@ def rollout_episode(env: gym.Env, act: Callable, seed: int | None, max_steps: in
             break
     return {
         "observations": stack_observations(observations),
-        "actions": np.stack(actions).astype(np.float32),
+        "actions": np.stack(actions).astype(np.int64 if discrete else np.float32),
         "rewards": np.asarray(rewards, dtype=np.float32),
         "terminated": np.asarray(terminated, dtype=bool),
         "truncated": np.asarray(truncated, dtype=bool),

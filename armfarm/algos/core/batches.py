@@ -25,10 +25,11 @@ EXTRA_TAILS = {"next_actions": "act_dim", "value_goals": "goal_dim", "actor_goal
                "subgoals": "goal_dim", "subgoal_targets": "goal_dim", "subgoal_target_observations": "obs_dim"}
 
 
-def check_batch(batch: Mapping[str, Any], obs_dim: int, act_dim: int, lead_ndim: int = 1,
+def check_batch(batch: Mapping[str, Any], obs_dim: int | tuple[int, ...], act_dim: int, lead_ndim: int = 1,
                 keys: tuple[str, ...] = BATCH_KEYS) -> None:
     """Raise a ``ValueError`` naming the field if ``batch`` lacks one of ``keys`` or has a wrong shape.
 
+    ``obs_dim`` is the length of a state vector, or the ``(H, W, C)`` shape of image observations.
     ``lead_ndim`` is 1 for a single batch ``(B, ...)`` and 2 for stacked batches ``(K, B, ...)``. Keys
     beyond the five base keys (an algorithm's extras) are shaped as :data:`EXTRA_TAILS` says (per
     transition scalars otherwise).
@@ -38,16 +39,18 @@ def check_batch(batch: Mapping[str, Any], obs_dim: int, act_dim: int, lead_ndim:
     missing = [k for k in keys if k not in batch]
     if missing:
         raise ValueError(f"batch lacks {missing}; a batch needs keys {list(keys)}")
+    obs_tail = tuple(obs_dim) if isinstance(obs_dim, tuple) else (obs_dim,)
+    obs_names = ("H", "W", "C") if isinstance(obs_dim, tuple) else ("obs_dim",)
     lead = tuple(np.shape(batch["observations"])[:lead_ndim])
     names = ("B",) if lead_ndim == 1 else ("K", "B")
     if len(lead) != lead_ndim or any(n < 1 for n in lead):
         raise ValueError(
             f"batch field 'observations' has shape {np.shape(batch['observations'])}; expected "
-            f"({', '.join(names)}, obs_dim) with obs_dim={obs_dim}"
+            f"({', '.join(names)}, {', '.join(obs_names)}) with obs_dim={obs_dim}"
         )
     expected = {
-        "observations": ((*lead, obs_dim), (*names, "obs_dim")),
-        "next_observations": ((*lead, obs_dim), (*names, "obs_dim")),
+        "observations": ((*lead, *obs_tail), (*names, *obs_names)),
+        "next_observations": ((*lead, *obs_tail), (*names, *obs_names)),
         "actions": ((*lead, act_dim), (*names, "act_dim")),
         "rewards": (lead, names),
         "terminals": (lead, names),

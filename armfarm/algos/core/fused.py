@@ -41,7 +41,8 @@ def make_train_fn(algo: Any, config: Any, *, donate: bool = False) -> Callable:
 
     ``metrics`` are the means over the ``K`` steps (0-d JAX arrays). Batches are checked on the host
     (clear ``ValueError`` for a missing key or a wrong shape) and keys other than the algorithm's
-    ``batch_keys`` are dropped before the transfer. The compiled function is cached per ``(algo, config)``, and XLA
+    ``batch_keys`` are dropped before the transfer; ``uint8`` images stay ``uint8`` (a quarter of the
+    bytes of float32), everything else becomes float32. The compiled function is cached per ``(algo, config)``, and XLA
     compiles once per ``(K, B)``. With ``donate=True`` the input state's buffers are reused for the
     output (do not touch the old state afterwards).
     """
@@ -52,12 +53,12 @@ def make_train_fn(algo: Any, config: Any, *, donate: bool = False) -> Callable:
 
     def train_fn(state: AgentState, stacked_batches: Mapping[str, Any]) -> tuple[AgentState, dict[str, jax.Array]]:
         norm = state["norm"]
-        check_batch(stacked_batches, norm["obs_mean"].shape[0], norm["act_low"].shape[0], lead_ndim=2,
-                    keys=algo.batch_keys)
+        obs = norm["obs_mean"].shape[0] if "obs_shape" not in state else tuple(int(d) for d in state["obs_shape"])
+        check_batch(stacked_batches, obs, norm["act_low"].shape[0], lead_ndim=2, keys=algo.batch_keys)
         batches = {}
         for k in algo.batch_keys:
             v = stacked_batches[k]
-            if isinstance(v, np.ndarray) and v.dtype != np.float32:
+            if isinstance(v, np.ndarray) and v.dtype != np.float32 and not (v.dtype == np.uint8 and v.ndim == 5):
                 v = v.astype(np.float32)
             batches[k] = v
         return jitted(state, batches)

@@ -22,7 +22,8 @@ class DatasetStats:
     ``obs_std`` already includes the ``+1e-3`` of TD3+BC, so it is never zero. ``return_range`` is
     ``max - min`` of the episode returns (IQL's reward scale), or ``None`` when unknown. ``obs_keys`` is
     the dict-observation key order (``None`` for array observations); it is copied into exported
-    policies by :func:`save_checkpoint`.
+    policies by :func:`save_checkpoint`. ``obs_shape`` is ``(H, W, C)`` for image observations (which
+    encoders rescale themselves, so their ``obs_mean`` is 0 and ``obs_std`` 1), else ``None``.
     """
 
     obs_dim: int
@@ -33,6 +34,7 @@ class DatasetStats:
     action_high: np.ndarray
     return_range: float | None = None
     obs_keys: tuple[str, ...] | None = None
+    obs_shape: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         for name, dim in (("obs_mean", self.obs_dim), ("obs_std", self.obs_dim),
@@ -51,6 +53,16 @@ class DatasetStats:
             object.__setattr__(self, "return_range", float(self.return_range))
         if self.obs_keys is not None:
             object.__setattr__(self, "obs_keys", tuple(str(k) for k in self.obs_keys))
+        if self.obs_shape is not None:
+            shape = tuple(int(d) for d in self.obs_shape)
+            if int(np.prod(shape)) != self.obs_dim:
+                raise ValueError(f"DatasetStats.obs_shape {shape} does not hold obs_dim = {self.obs_dim} values")
+            object.__setattr__(self, "obs_shape", shape)
+
+    @property
+    def images(self) -> bool:
+        """Whether observations are ``(H, W, C)`` images."""
+        return self.obs_shape is not None and len(self.obs_shape) == 3
 
     @classmethod
     def from_dataset(
@@ -72,7 +84,11 @@ class DatasetStats:
         leave the range seen in the data).
         """
         obs_keys = getattr(ds, "obs_keys", None)
-        if hasattr(ds, "observations") and hasattr(ds, "actions"):
+        obs_shape = getattr(ds, "obs_shape", None)
+        images = obs_shape is not None and len(obs_shape) == 3
+        if images:  # a FrameSampler: only the actions are read
+            obs, act = np.zeros((1, int(np.prod(obs_shape)))), np.asarray(ds.actions)
+        elif hasattr(ds, "observations") and hasattr(ds, "actions"):
             obs, act = ds.observations, np.asarray(ds.actions)
         elif hasattr(ds, "sample"):  # e.g. a MemmapSampler: estimate from a fixed random sample
             sample = ds.sample(np.random.default_rng(0), min(int(getattr(ds, "size", sample_size)), sample_size))
@@ -83,7 +99,7 @@ class DatasetStats:
             obs_keys = sorted(obs)
             obs = np.concatenate([np.asarray(obs[k]).reshape(len(obs[k]), -1) for k in obs_keys], axis=1)
         obs = np.asarray(obs)
-        if obs.ndim < 2 or act.ndim < 2 or obs.shape[0] == 0 or obs.shape[0] != act.shape[0]:
+        if obs.ndim < 2 or act.ndim < 2 or obs.shape[0] == 0 or (obs.shape[0] != act.shape[0] and not images):
             raise ValueError(
                 f"dataset needs observations (N, obs_dim) and actions (N, act_dim) with N >= 1, "
                 f"got {obs.shape} and {act.shape}"
@@ -91,7 +107,7 @@ class DatasetStats:
         obs = obs.reshape(obs.shape[0], -1).astype(np.float64)
         act = act.reshape(act.shape[0], -1).astype(np.float64)
         mean = obs.mean(axis=0)
-        std = obs.std(axis=0) + std_eps
+        std = np.ones_like(mean) if images else obs.std(axis=0) + std_eps
 
         if action_low is None and action_high is None:
             action_low = getattr(ds, "action_low", None)
@@ -130,6 +146,7 @@ class DatasetStats:
             action_high=high,
             return_range=return_range,
             obs_keys=tuple(obs_keys) if obs_keys else None,
+            obs_shape=tuple(obs_shape) if images else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,6 +159,7 @@ class DatasetStats:
             "action_high": self.action_high.tolist(),
             "return_range": self.return_range,
             "obs_keys": list(self.obs_keys) if self.obs_keys is not None else None,
+            "obs_shape": list(self.obs_shape) if self.obs_shape is not None else None,
         }
 
     @classmethod
