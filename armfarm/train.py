@@ -200,6 +200,11 @@ def load_training_data(algo: Any, config: Any, store_path: str | Path) -> Transi
     ``uint8`` images, a :class:`FrameSampler` that keeps the frames as they are (stacking
     ``config.frame_stack`` of them). Raises ``ValueError`` when the algorithm cannot take images."""
     spec = EpisodeStore(store_path).spec
+    if spec is not None and (spec.action.num_choices is not None) != algo.discrete:
+        kind = "discrete" if algo.discrete else "continuous"
+        takers = ", ".join(name for name, a in algorithms("offline").items() if a.discrete != algo.discrete)
+        raise ValueError(f"{store_path} holds {'discrete' if spec.action.num_choices else 'continuous'} actions; "
+                         f"{algo.name} learns {kind} ones. Learners for this store: {takers}")
     if spec is not None and spec.obs_keys is None and spec.observation.is_image:
         if not algo.images:
             takers = ", ".join(name for name, a in algorithms().items() if a.images)

@@ -60,4 +60,4 @@ def export_policy(config: DiscreteConfig, state: AgentState) -> NumpyPolicy:
 
 ALGORITHM = register(Algorithm(NAME, "offline", DiscreteConfig, init, update, export_policy,
                                "Behaviour cloning over discrete actions, cross-entropy (Pomerleau 1991)",
-                               images=True))
+                               discrete=True, images=True))

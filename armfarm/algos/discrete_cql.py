@@ -77,4 +77,4 @@ def export_policy(config: DiscreteCQLConfig, state: AgentState) -> NumpyPolicy:
 
 ALGORITHM = register(Algorithm(NAME, "offline", DiscreteCQLConfig, init, update, export_policy,
                                "Discrete CQL(H): double DQN with the conservative penalty (Kumar et al. 2020)",
-                               images=True))
+                               discrete=True, images=True))

@@ -80,4 +80,4 @@ def export_policy(config: DiscreteConfig, state: AgentState) -> NumpyPolicy:
 
 ALGORITHM = register(Algorithm(NAME, "offline", DiscreteConfig, init, update, export_policy,
                                "Double DQN offline, discrete actions (Mnih et al. 2015; van Hasselt et al. 2016)",
-                               images=True))
+                               discrete=True, images=True))

@@ -14,6 +14,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -116,9 +117,15 @@ def export_minari(
 def gymnasium_spaces(spec: StoreSpec):
     """``(observation_space, action_space)`` Gymnasium ``Box``/``Dict`` spaces for ``spec``.
 
-    Recorded bounds are used; otherwise floats are unbounded and integers span their dtype.
+    Recorded bounds are used; otherwise floats are unbounded and integers span their dtype. A discrete
+    action (:attr:`ArraySpec.num_choices`) becomes ``Discrete(n, start=low)``.
     """
     from gymnasium import spaces
+
+    if spec.action.num_choices is not None:
+        action: Any = spaces.Discrete(spec.action.num_choices, start=int(spec.action.low))
+    else:
+        action = None
 
     def box(s: ArraySpec) -> spaces.Box:
         dtype = np.dtype(s.dtype)
@@ -137,7 +144,7 @@ def gymnasium_spaces(spec: StoreSpec):
         observation = spaces.Dict({k: box(s) for k, s in spec.observation.items()})
     else:
         observation = box(spec.observation)
-    return observation, box(spec.action)
+    return observation, action if action is not None else box(spec.action)
 
 
 def _registered_env_spec(env_id: str):

@@ -688,7 +688,8 @@ class EpisodeRecorder:
         if self._terminated and (self._terminated[-1] or self._truncated[-1]):
             raise ValueError(f"episode {self.episode_id}: a step was added after the episode ended")
         self._obs.append(obs)
-        self._actions.append(np.asarray(action, np.float32))
+        discrete = isinstance(self.client.action_space, gym.spaces.Discrete)  # integer actions, as registered
+        self._actions.append(np.asarray(action, np.int64 if discrete else np.float32))
         self._rewards.append(float(reward))
         self._terminated.append(bool(terminated))
         self._costs.append(cost)

@@ -12,8 +12,11 @@ from armfarm.algos.core.batches import add_batch_columns
 
 # every registered algorithm is tested: no list to update when one is added
 # those `armfarm train` learns from a store; the goal-conditioned ones have their own tests (test_goal_algorithms.py)
-ALGO_NAMES = tuple(n for n, a in algorithms("offline").items() if not a.goal_conditioned)
-CONTRACT_NAMES = tuple(n for n, a in algorithms().items() if a.export_policy is not None and not a.goal_conditioned)
+# continuous-action learners here; the discrete-action ones have theirs (test_discrete.py)
+ALGO_NAMES = tuple(n for n, a in algorithms("offline").items() if not a.goal_conditioned and not a.discrete)
+CONTRACT_NAMES = tuple(n for n, a in algorithms().items()
+                       if a.export_policy is not None and not a.goal_conditioned and not a.discrete)
+DISCRETE_NAMES = tuple(n for n, a in algorithms().items() if a.discrete)
 GOAL_NAMES = tuple(n for n, a in algorithms().items() if a.goal_conditioned)
 _SMALL = {"num_samples": 4, "num_critics": 4}  # sampled actions and ensemble members, at most
 

@@ -41,6 +41,7 @@ class Algorithm:
             config is a :class:`~armfarm.algos.core.goals.GoalConfig` and its policy's input is ``[s, g]``.
         goal_value: ``goal_value(config, state, x) -> V`` per row of the networks' input ``x = [s, g]``,
             for goal-conditioned algorithms that learn a value (waypoint planning reads it); else None.
+        discrete: it acts in a ``Discrete`` action space (integer actions; an argmax policy), not a ``Box``.
         images: it learns from ``uint8`` image observations through a conv encoder (its batches come from
             a :class:`~armfarm.data.frames.FrameSampler` when the store holds images).
     """
@@ -56,6 +57,7 @@ class Algorithm:
     finetune: dict[str, Any] | None = None
     goal_conditioned: bool = False
     goal_value: Callable[..., Any] | None = None
+    discrete: bool = False
     images: bool = False
 
     def __post_init__(self) -> None:

@@ -27,7 +27,7 @@ from armfarm.algos.core.batches import AgentState, check_batch
 from armfarm.algos.core.config import ConfigBase, param
 from armfarm.algos.core.export import policy_metadata
 from armfarm.algos.core.params import new_group
-from armfarm.algos.core.prng import seed_streams
+from armfarm.algos.core.prng import seed_streams, split_key
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.conv import (
     ENCODERS,
@@ -131,7 +131,7 @@ def prepare(config: DiscreteConfig, state: AgentState, batch: dict) -> tuple[dic
     if images:
         pad = config.shift_pad if config.shift_pad >= 0 else default_shift_pad(obs.shape[1:3])
         if pad:
-            key, k1, k2 = jax.random.split(key, 3)
+            key, (k1, k2) = split_key(key, 2)
             obs, next_obs = random_shift(k1, obs, pad), random_shift(k2, next_obs, pad)
     else:
         obs, next_obs = jnp.asarray(obs, jnp.float32), jnp.asarray(next_obs, jnp.float32)
