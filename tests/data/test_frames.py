@@ -8,7 +8,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from armfarm.data import DataError, Episode, EpisodeStore, FrameSampler, StoreSpec, export_minari, import_minari
+from armfarm.data import (
+    DataError,
+    Episode,
+    EpisodeStore,
+    FrameSampler,
+    StoreSpec,
+    export_minari,
+    import_minari,
+)
 from armfarm.data.schema import ArraySpec
 
 SHAPE = (6, 5, 2)
