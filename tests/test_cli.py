@@ -60,13 +60,29 @@ def test_import_npz_train_and_eval_through_the_cli(tmp_path):
 
 
 def test_user_errors_are_one_clear_line_not_a_traceback(tmp_path, hopper_store):
-    result = invoke("train", "dqn", hopper_store, "--out", tmp_path / "r", "--steps", 5)
+    result = invoke("train", "ppo", hopper_store, "--out", tmp_path / "r", "--steps", 5)
     assert result.exit_code == 2
     assert "bc" in result.output and "iql" in result.output and "Traceback" not in result.output
+    result = invoke("train", "dqn", hopper_store, "--out", tmp_path / "r", "--steps", 5)
+    assert result.exit_code == 2 and "continuous actions; dqn learns discrete ones" in result.output
     result = invoke("data", "info", tmp_path / "not-a-store")
     assert result.exit_code == 2 and "not-a-store" in result.output
     result = invoke("data", "import", "d4rl", tmp_path / "missing.hdf5", tmp_path / "s")
     assert result.exit_code == 2 and "missing.hdf5" in result.output
+
+
+def test_pixels_collect_train_and_eval_through_the_cli_beside_random(tmp_path):
+    env, store, run = "armfarm/QuadrantDot-v0", tmp_path / "store", tmp_path / "run"
+    assert invoke("collect", env, store, "--episodes", 300).exit_code == 0
+    result = invoke("train", "discrete_cql", store, "--out", run, "--steps", 40, "--steps-per-call", 20,
+                    "--set", "encoder_channels=4", "--set", "hidden=16")
+    assert result.exit_code == 0, result.output
+    trained = json.loads(invoke("eval", run, "--env", env, "--episodes", 20, "--json").stdout)
+    rand = json.loads(invoke("eval", "random", "--env", env, "--episodes", 200, "--json").stdout)
+    assert trained["episodes"] == 20 and set(trained["returns"]) <= {0.0, 1.0}
+    assert 0.15 < rand["return_mean"] < 0.35  # one in four
+    again = json.loads(invoke("eval", "random", "--env", env, "--episodes", 200, "--json").stdout)
+    assert again["returns"] == rand["returns"]  # seeded per episode
 
 
 def _pipe(*args):

@@ -10,7 +10,8 @@ from armfarm.cli.common import print_json, progress_bar, results, user_errors
 
 
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="Run directory, checkpoint directory or policy.npz."),
+    run_dir: Path = typer.Argument(..., help="Run directory, checkpoint directory or policy.npz; `random` "
+                                             "evaluates a uniform-random policy (the baseline for any action space)."),
     env_id: str = typer.Option(..., "--env", help="Gymnasium environment id."),
     episodes: int = typer.Option(10, "--episodes", min=1, help="Evaluation episodes."),
     seed: int = typer.Option(10_000, "--seed", min=0, help="Episode i is reset with seed + i."),
@@ -23,16 +24,16 @@ def evaluate(
 ) -> None:
     """Mean and std return and cost of the policy in RUN_DIR, with the D4RL-normalised score and the
     normalised cost (cost / budget) where defined; with --tasks, the success rate of a goal-conditioned
-    policy on each evaluation task and overall."""
-    from armfarm.envs.behavior import resolve_policy_path
+    policy on each evaluation task and overall. `armfarm eval random --env ENV` scores uniform-random
+    actions, seeded per episode."""
+    from armfarm.envs.behavior import load_policy_or_random
     from armfarm.evaluate.rollouts import evaluate_policy
-    from armfarm.policy import NumpyPolicy
 
     if tasks is not None:
         _evaluate_tasks(run_dir, env_id, tasks, episodes, seed, as_json)
         return
     with user_errors(), progress_bar() as bar:
-        policy = NumpyPolicy.load(resolve_policy_path(run_dir))
+        policy = load_policy_or_random(run_dir, env_id)
         if shield is not None:
             from armfarm.shield import Shield
 

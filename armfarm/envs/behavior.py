@@ -128,6 +128,20 @@ def resolve_policy_path(path: str | Path) -> Path:
     return path
 
 
+def load_policy_or_random(path: str | Path, env_id: str):
+    """The policy at ``path`` (:func:`resolve_policy_path`), or, for the word ``random`` where no such
+    file exists, uniform-random actions in ``env_id``'s action space (reset per episode by evaluations)."""
+    if str(path) == "random" and not Path(path).exists():
+        from armfarm.envs.registry import make_env
+
+        env = make_env(env_id)
+        try:
+            return RandomBehavior(env.action_space, 0.0)
+        finally:
+            env.close()
+    return NumpyPolicy.load(resolve_policy_path(path))
+
+
 def make_behavior(spec: BehaviorSpec, env: gym.Env | None, action_space: gym.spaces.Box | None = None) -> _Behavior:
     """Build the behaviour ``spec`` describes for ``env`` (or, for a robot without a Gymnasium
     environment, for ``action_space``; the maze controllers need their PointMaze environment)."""
