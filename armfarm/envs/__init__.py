@@ -6,7 +6,9 @@
   (:mod:`armfarm.envs.fragile`).
 
 * ``armfarm/QuadrantDot-v0``: a one-step bandit from 16x16 images, with discrete actions
-  (:mod:`armfarm.envs.pixels`).
+  (:mod:`armfarm.envs.pixels`);
+* ``armfarm/MinAtar-<Game>-v0``: MinAtar's five games as ``uint8`` images (:mod:`armfarm.envs.minatar`,
+  needs the optional ``minatar`` extra).
 
 The damage tasks each report a per-step ``info["cost"]`` (Safety-Gymnasium's convention), which armfarm records.
 The velocity tasks have a default cost budget of 20 per 1000-step episode (armfarm's choice, in the
@@ -15,6 +17,10 @@ match a benchmark's); normalised cost is the mean episode cost over the budget (
 """
 
 import gymnasium as gym
+
+from armfarm.envs.minatar import GAMES as MINATAR_GAMES
+from armfarm.envs.minatar import MAX_STEPS as MINATAR_MAX_STEPS
+from armfarm.envs.minatar import env_id as minatar_id
 
 VELOCITY_COST_BUDGET = 20.0
 
@@ -31,6 +37,10 @@ for _id, (_entry, _kwargs, _steps) in DAMAGE_TASKS.items():
 
 if "armfarm/QuadrantDot-v0" not in gym.registry:
     gym.register("armfarm/QuadrantDot-v0", entry_point="armfarm.envs.pixels:QuadrantDot", max_episode_steps=1)
+for _game in MINATAR_GAMES:
+    if minatar_id(_game) not in gym.registry:
+        gym.register(minatar_id(_game), entry_point="armfarm.envs.minatar:make_minatar", kwargs={"game": _game},
+                     max_episode_steps=MINATAR_MAX_STEPS)
 
 
 def default_cost_budget(env_id: str) -> float | None:

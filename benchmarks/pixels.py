@@ -1,0 +1,200 @@
+"""Learners from pixels on this CPU: training speed beside the matmul ceiling, im2col against XLA's
+convolution, the robot-side policy's latency, and the frame sampler from RAM and from mapped shards.
+
+    .venv/bin/python benchmarks/pixels.py [--parts speed,latency,sampler] [--seconds 5] [--repeats 3]
+
+* **speed**: ``dqn`` with each encoder (``drq``, ``impala``) on 64x64x3 and MinAtar-sized 10x10x4
+  images at batch 256: steps/s of the fused update (K steps per call, compile excluded, the median of
+  ``--repeats``), FLOPs per step from XLA's cost analysis, and the ceiling: the float32 FLOP rate of a
+  chain of ``[4096, 256] @ [256, 256]`` products measured in the same run (the shape of an im2col
+  matmul), so ceiling steps/s = rate / FLOPs. The same update with ``lax.conv_general_dilated`` in
+  place of im2col is timed beside it.
+* **latency**: the published NumPy policy's time per action for one image (median of 200 calls).
+* **sampler**: batches/s of :class:`FrameSampler` with the frames in RAM and memory-mapped, on a
+  synthetic 64x64x3 store, with ``frame_stack`` 1 and 4.
+
+Results go to benchmarks/results/pixels.json and markdown tables on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _cpumeter import cores, cpu_model  # noqa: E402
+from ceiling import matmul_rate  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+SHAPES = {"64x64x3": (64, 64, 3), "10x10x4": (10, 10, 4)}
+
+
+def _stats(shape):
+    import numpy as np
+
+    from armfarm.algos import DatasetStats
+
+    d = int(np.prod(shape))
+    return DatasetStats(obs_dim=d, act_dim=1, obs_mean=np.zeros(d), obs_std=np.ones(d), action_low=[0],
+                        action_high=[5], obs_shape=shape)
+
+
+def _batches(shape, k: int, b: int, seed: int):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return {"observations": rng.integers(0, 256, (k, b, *shape), dtype=np.uint8),
+            "next_observations": rng.integers(0, 256, (k, b, *shape), dtype=np.uint8),
+            "actions": rng.integers(0, 6, (k, b, 1)).astype(np.float32),
+            "rewards": rng.random((k, b), dtype=np.float32), "terminals": np.zeros((k, b), np.float32)}
+
+
+def _xla_conv(x, w, stride):
+    import jax
+
+    return jax.lax.conv_general_dilated(x, w, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def train_speed(encoder: str, shape, batch: int, k: int, seconds: float, repeats: int, conv: str) -> dict:
+    import jax
+    import numpy as np
+
+    import armfarm.nets.conv as conv_module
+    from armfarm.algos import get_algorithm, make_train_fn
+    from armfarm.algos.core import fused
+
+    original = conv_module.conv_im2col
+    if conv == "xla":
+        conv_module.conv_im2col = _xla_conv
+    try:
+        fused._jitted_train.cache_clear()
+        algo = get_algorithm("dqn")
+        config = algo.config_cls(encoder=encoder, batch_size=batch)
+        state = algo.init(config, _stats(shape), 0)
+        one = {key: v[0] for key, v in _batches(shape, 1, batch, 0).items()}
+        cost = jax.jit(lambda s, b: algo.update(config, s, b)).lower(state, one).compile().cost_analysis()
+        flops = float((cost[0] if isinstance(cost, list) else cost)["flops"])
+        fn = make_train_fn(algo, config)
+        data = _batches(shape, k, batch, 1)
+        state, _ = fn(state, data)
+        jax.block_until_ready(state)
+        rates = []
+        for _ in range(repeats):
+            steps, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                state, metrics = fn(state, data)
+                jax.device_get(metrics)
+                steps += k
+            rates.append(steps / (time.perf_counter() - t0))
+        params = sum(int(np.size(x)) for x in jax.tree.leaves(state["q"]["params"]))
+    finally:
+        conv_module.conv_im2col = original
+        fused._jitted_train.cache_clear()
+    return {"encoder": encoder, "shape": list(shape), "batch": batch, "conv": conv, "flops_per_step": flops,
+            "steps_per_s": statistics.median(rates), "repeats": rates, "parameters": params}
+
+
+def latency(encoder: str, shape, calls: int = 200) -> dict:
+    import numpy as np
+
+    from armfarm.algos import get_algorithm
+
+    algo = get_algorithm("dqn")
+    config = algo.config_cls(encoder=encoder)
+    policy = algo.export_policy(config, algo.init(config, _stats(shape), 0))
+    image = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    policy(image)
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        policy(image)
+        times.append(time.perf_counter() - t0)
+    return {"encoder": encoder, "shape": list(shape), "median_ms": 1e3 * statistics.median(times),
+            "p95_ms": 1e3 * float(np.quantile(times, 0.95))}
+
+
+def sampler(frames: int, batch: int, seconds: float) -> list[dict]:
+    import gymnasium as gym
+    import numpy as np
+
+    from armfarm.data import Episode, EpisodeStore, FrameSampler, StoreSpec
+
+    shape = SHAPES["64x64x3"]
+    root = Path(tempfile.mkdtemp(prefix="pixels-sampler-"))
+    spec = StoreSpec.from_gymnasium(gym.spaces.Box(0, 255, shape, np.uint8), gym.spaces.Discrete(6))
+    store = EpisodeStore(root / "store", create=True, spec=spec)
+    rng, T = np.random.default_rng(0), 500
+    for _ in range(frames // (T + 1)):
+        store.write([Episode(rng.integers(0, 256, (T + 1, *shape), dtype=np.uint8), rng.integers(0, 6, T),
+                             np.zeros(T, np.float32), np.zeros(T, bool), np.r_[np.zeros(T - 1, bool), True])])
+    rows = []
+    for stack in (1, 4):
+        for in_memory in (True, False):
+            fs = FrameSampler.from_store(store, frame_stack=stack, in_memory=in_memory)
+            g = np.random.default_rng(1)
+            fs.sample(g, batch)
+            n, t0 = 0, time.perf_counter()
+            while time.perf_counter() - t0 < seconds:
+                fs.sample(g, batch)
+                n += 1
+            rate = n / (time.perf_counter() - t0)
+            rows.append({"frame_stack": stack, "in_memory": in_memory, "batches_per_s": rate,
+                         "mb_per_s": rate * batch * 2 * int(np.prod(shape)) * stack / 1e6, "frames": fs.size})
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--parts", default="speed,latency,sampler")
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--k", type=int, default=4, help="gradient steps per fused call")
+    p.add_argument("--frames", type=int, default=20_000, help="frames in the sampler's synthetic store")
+    p.add_argument("--out", type=Path, default=HERE / "results" / "pixels.json")
+    args = p.parse_args(argv)
+    parts = args.parts.split(",")
+    report: dict = {"cpu": cpu_model(), "cores": cores(), "settings": {k: str(v) for k, v in vars(args).items()}}
+    if "speed" in parts:
+        rows = []
+        for name, shape in SHAPES.items():
+            for encoder in ("drq", "impala"):
+                for conv in ("im2col", "xla"):
+                    print(f"speed {encoder} {name} {conv} ...", file=sys.stderr, flush=True)
+                    rows.append(train_speed(encoder, shape, args.batch, args.k, args.seconds, args.repeats, conv))
+        rate = statistics.median(matmul_rate(4096, max(2.0, args.seconds / 2)) for _ in range(3))
+        for r in rows:
+            r["matmul_gflops"] = rate / 1e9
+            r["ceiling_steps_per_s"] = rate / r["flops_per_step"]
+            r["fraction"] = r["steps_per_s"] / r["ceiling_steps_per_s"]
+        report["speed"] = rows
+        print(f"\n{cpu_model()}, {cores()} cores; dqn, batch {args.batch}, K={args.k}; matmul {rate / 1e9:.1f} GFLOP/s")
+        print("| encoder | images | conv | params | MFLOP/step | ceiling steps/s | steps/s | fraction |")
+        print("|---|---|---|---:|---:|---:|---:|---:|")
+        for r in rows:
+            print(f"| {r['encoder']} | {'x'.join(map(str, r['shape']))} | {r['conv']} | {r['parameters']:,} | "
+                  f"{r['flops_per_step'] / 1e6:.0f} | {r['ceiling_steps_per_s']:.1f} | {r['steps_per_s']:.1f} | "
+                  f"{r['fraction']:.0%} |")
+    if "latency" in parts:
+        report["latency"] = [latency(e, s) for s in SHAPES.values() for e in ("drq", "impala")]
+        print("\n| encoder | image | NumPy policy median ms/action | p95 ms |\n|---|---|---:|---:|")
+        for r in report["latency"]:
+            print(f"| {r['encoder']} | {'x'.join(map(str, r['shape']))} | {r['median_ms']:.2f} | {r['p95_ms']:.2f} |")
+    if "sampler" in parts:
+        report["sampler"] = sampler(args.frames, args.batch, args.seconds)
+        print("\n| frame_stack | frames from | batches/s | MB/s of images |\n|---|---|---:|---:|")
+        for r in report["sampler"]:
+            where = "RAM" if r["in_memory"] else "mapped shards"
+            print(f"| {r['frame_stack']} | {where} | {r['batches_per_s']:.1f} | {r['mb_per_s']:.0f} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
