@@ -177,6 +177,10 @@ class NumpyPolicy:
         output: ``"tanh"`` (continuous actions, rescaled to the bounds) or ``"argmax"`` (a discrete action:
             ``action_offset`` plus the index of the network's largest output).
         action_offset: the first discrete action's number (a ``Discrete(n, start)`` space's ``start``).
+        frame_stack: with an encoder trained on ``k`` stacked frames, the policy stacks them itself: given
+            one frame ``(H, W, C)`` it acts on the last ``k`` frames of the episode, oldest first, the
+            episode's first frame repeated before it began (as the learner's sampler did); :meth:`reset`
+            starts an episode. A stacked image ``(H, W, k C)`` or a batch of them is taken as it is.
     """
 
     def __init__(
@@ -194,6 +198,7 @@ class NumpyPolicy:
         encoder: EncoderStage | None = None,
         output: str = "tanh",
         action_offset: int = 0,
+        frame_stack: int = 1,
     ):
         if len(weights) == 0 or len(weights) != len(biases):
             raise ValueError(f"need the same positive number of weights and biases, got {len(weights)} and {len(biases)}")
@@ -222,6 +227,10 @@ class NumpyPolicy:
         if output not in ("tanh", "argmax"):
             raise ValueError(f"output must be 'tanh' or 'argmax', got {output!r}")
         self.output, self.action_offset = output, int(action_offset)
+        self.frame_stack = int(frame_stack)
+        if self.frame_stack < 1 or (self.frame_stack > 1 and (encoder is None or encoder.input_shape[2] % self.frame_stack)):
+            raise ValueError(f"frame_stack {frame_stack} needs an encoder whose channels it divides")
+        self._frames: list[np.ndarray] = []
         if output == "argmax" and (action_low is not None or action_high is not None):
             raise ValueError("a discrete (argmax) policy has no action bounds to rescale to")
         if encoder is not None:
@@ -286,15 +295,24 @@ class NumpyPolicy:
             f"(a single observation ({d},) or a batch (N, {d}))"
         )
 
+    def reset(self, rng: Any = None) -> None:
+        """Start an episode: forget the stacked frames (a no-op without frame stacking)."""
+        self._frames = []
+
     def _images(self, obs: Any) -> tuple[np.ndarray, bool]:
         shape = self.encoder.input_shape
         x = np.asarray(obs)
+        frame = (shape[0], shape[1], shape[2] // self.frame_stack)
+        if self.frame_stack > 1 and x.shape == frame:
+            self._frames = (self._frames or [x] * self.frame_stack)[1:] + [x]
+            return np.concatenate(self._frames, axis=-1)[None], True
         if x.shape == shape:
             return x[None], True
         if x.ndim == 4 and x.shape[1:] == shape:
             return x, False
+        frames = f" or one frame {frame} to stack" if self.frame_stack > 1 else ""
         raise ValueError(f"observation has shape {x.shape}; this policy takes images {shape} "
-                         f"(one image {shape} or a batch (N, {', '.join(map(str, shape))}))")
+                         f"(one image {shape} or a batch (N, {', '.join(map(str, shape))})){frames}")
 
     def __call__(self, obs: Any) -> np.ndarray:
         """Actions for one observation -> ``(act_dim,)`` or for a batch -> ``(N, act_dim)``; a discrete
@@ -348,7 +366,8 @@ class NumpyPolicy:
         if self.subgoal is not None:
             header["subgoal"] = {"num_layers": len(self.subgoal.weights), "keep": self.subgoal.keep}
         if self.encoder is not None:
-            header["encoder"] = {"layers": self.encoder.layers, "input_shape": list(self.encoder.input_shape)}
+            header["encoder"] = {"layers": self.encoder.layers, "input_shape": list(self.encoder.input_shape),
+                                 "frame_stack": self.frame_stack}
         try:
             header_bytes = json.dumps(header, sort_keys=True).encode()
         except TypeError as e:
@@ -430,6 +449,7 @@ class NumpyPolicy:
                 encoder=encoder,
                 output=header.get("output_activation", "tanh"),
                 action_offset=int(header.get("action_offset", 0)),
+                frame_stack=int((header.get("encoder") or {}).get("frame_stack", 1)),
             )
         except KeyError as e:
             raise PolicyFormatError(f"{path}: policy file lacks entry {e}") from e

@@ -75,7 +75,7 @@ def test_pixels_collect_train_and_eval_through_the_cli_beside_random(tmp_path):
     env, store, run = "armfarm/QuadrantDot-v0", tmp_path / "store", tmp_path / "run"
     assert invoke("collect", env, store, "--episodes", 300).exit_code == 0
     result = invoke("train", "discrete_cql", store, "--out", run, "--steps", 40, "--steps-per-call", 20,
-                    "--set", "encoder_channels=4", "--set", "hidden=16")
+                    "--set", "encoder_channels=4", "--set", "hidden=16", "--set", "frame_stack=2")
     assert result.exit_code == 0, result.output
     trained = json.loads(invoke("eval", run, "--env", env, "--episodes", 20, "--json").stdout)
     rand = json.loads(invoke("eval", "random", "--env", env, "--episodes", 200, "--json").stdout)

@@ -82,6 +82,10 @@ class PolicyFileBehavior(_Behavior):
         digest = hashlib.sha256(Path(resolve_policy_path(path)).read_bytes()).hexdigest()[:12]
         self.policy_id = f"{self.policy.metadata.get('algo', 'policy')}@{digest}"
 
+    def reset(self, rng: np.random.Generator) -> None:
+        super().reset(rng)
+        self.policy.reset()  # a policy that stacks frames starts the episode afresh
+
     def _clean_action(self, obs) -> np.ndarray:
         return self.policy(obs)
 

@@ -122,3 +122,21 @@ def test_policy_with_encoder_round_trips_and_refuses_a_damaged_header(tmp_path):
             z.writestr(n, data)
     with pytest.raises(PolicyFormatError, match="unknown op 'gelu'"):
         NumpyPolicy.load(tmp_path / "bad.npz")
+
+
+def test_a_frame_stacking_policy_stacks_an_episodes_frames_as_the_sampler_did():
+    layers = encoder_layers("drq", 4)
+    params, features = init_encoder(0, layers, (8, 8, 6))
+    rng = np.random.default_rng(0)
+    policy = NumpyPolicy([rng.normal(size=(features, 7))], [np.zeros(7)], output="argmax", frame_stack=3,
+                         encoder=EncoderStage(layers, as_numpy(params), (8, 8, 6)))
+    frames = rng.integers(0, 256, (4, 8, 8, 2), dtype=np.uint8)
+    windows = [[0, 0, 0], [0, 0, 1], [0, 1, 2], [1, 2, 3]]
+    stacked = np.stack([np.concatenate([frames[i] for i in w], axis=-1) for w in windows])
+    expected = policy(stacked)  # a batch of stacked images is taken as it is
+    assert len(set(expected)) > 1 or len(set(policy(rng.integers(0, 256, (30, 8, 8, 6), dtype=np.uint8)))) > 1
+    for _ in range(2):  # a second episode after reset starts from its own first frame again
+        policy.reset()
+        assert [policy(f) for f in frames] == list(expected)
+    with pytest.raises(ValueError, match="one frame \\(8, 8, 2\\) to stack"):
+        policy(frames[0][:, :, :1])

@@ -171,4 +171,5 @@ def export_argmax_policy(name: str, config: DiscreteConfig, state: AgentState, p
     elif config.normalize_obs:
         obs_mean, obs_std = norm["obs_mean"], norm["obs_std"]
     return NumpyPolicy(weights, biases, obs_mean=obs_mean, obs_std=obs_std, encoder=encoder, output="argmax",
-                       action_offset=offset, metadata=policy_metadata(name, state))
+                       action_offset=offset, frame_stack=config.frame_stack if encoder is not None else 1,
+                       metadata=policy_metadata(name, state))
