@@ -8,10 +8,18 @@ convolution, the robot-side policy's latency, and the frame sampler from RAM and
   ``--repeats``), FLOPs per step from XLA's cost analysis, and the ceiling: the float32 FLOP rate of a
   chain of ``[4096, 256] @ [256, 256]`` products measured in the same run (the shape of an im2col
   matmul), so ceiling steps/s = rate / FLOPs. The same update with ``lax.conv_general_dilated`` in
-  place of im2col is timed beside it.
+  place of im2col is timed beside it on 32x32 and 10x10 images.
 * **latency**: the published NumPy policy's time per action for one image (median of 200 calls).
 * **sampler**: batches/s of :class:`FrameSampler` with the frames in RAM and memory-mapped, on a
   synthetic 64x64x3 store, with ``frame_stack`` 1 and 4.
+* **quadrant**: ``armfarm/QuadrantDot-v0`` (a one-step bandit from 16x16 images): 2000 uniform-random
+  episodes collected, then ``dqn``, ``discrete_cql`` and ``discrete_bc`` trained on them (3 seeds, 2000
+  steps, ``encoder_channels=8``, ``lr=1e-3``) and evaluated on 200 episodes, beside ``eval random``.
+* **memory** (not in the default parts; needs ``--memory-gb`` of free disk): a synthetic store of
+  84x84x3 frames ``--memory-gb`` large (default 1.5x this machine's RAM), then, in a fresh process,
+  ``dqn`` trained from it through ``armfarm.train`` for ``--memory-steps`` steps: peak anonymous memory
+  (``VmHWM`` minus file-backed pages is not exposed, so ``RssAnon`` is sampled every 0.2 s), peak
+  RSS, and the sampler's batches/s from the cold mapped shards.
 
 Results go to benchmarks/results/pixels.json and markdown tables on stdout.
 """
@@ -31,7 +39,8 @@ from _cpumeter import cores, cpu_model  # noqa: E402
 from ceiling import matmul_rate  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-SHAPES = {"64x64x3": (64, 64, 3), "10x10x4": (10, 10, 4)}
+SHAPES = {"64x64x3": (64, 64, 3), "32x32x3": (32, 32, 3), "10x10x4": (10, 10, 4)}
+XLA_CONV_SHAPES = ("32x32x3", "10x10x4")  # XLA's own convolution is timed on these (at 64x64 it takes minutes a call)
 
 
 def _stats(shape):
@@ -148,6 +157,94 @@ def sampler(frames: int, batch: int, seconds: float) -> list[dict]:
     return rows
 
 
+_MEMORY_CHILD = """
+import json, sys, threading, time
+from pathlib import Path
+peak = {"anon_kb": 0, "rss_kb": 0}
+def status():
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return int(fields["RssAnon"].split()[0]), int(fields["VmRSS"].split()[0])
+def watch():
+    while True:
+        anon, rss = status()
+        peak["anon_kb"], peak["rss_kb"] = max(peak["anon_kb"], anon), max(peak["rss_kb"], rss)
+        time.sleep(0.2)
+threading.Thread(target=watch, daemon=True).start()
+import numpy as np
+from armfarm.data import FrameSampler
+from armfarm.train import train
+store, out, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t0 = time.perf_counter()
+fs = FrameSampler.from_store(store)
+opened = time.perf_counter() - t0
+g, n, t0 = np.random.default_rng(0), 0, time.perf_counter()
+while time.perf_counter() - t0 < 20:
+    fs.sample(g, 32)
+    n += 1
+rate = n / (time.perf_counter() - t0)
+fs.close()
+summary = train("dqn", store, out, steps=steps, steps_per_call=25, overwrite=True)
+time.sleep(0.5)
+print(json.dumps({"in_memory": fs.in_memory, "frames": fs.size, "open_seconds": opened, "cold_batches_per_s": rate,
+                  "train_steps_per_s": summary["grad_steps_per_s"], "peak_anon_mb": peak["anon_kb"] / 1024,
+                  "peak_rss_mb": peak["rss_kb"] / 1024}))
+"""
+
+
+def memory(gigabytes: float, steps: int, where: Path) -> dict:
+    """The larger-than-RAM run (see the module docstring)."""
+    import os
+    import subprocess
+
+    import gymnasium as gym
+    import numpy as np
+
+    from armfarm.data import Episode, EpisodeStore, StoreSpec
+
+    shape, T = (84, 84, 3), 1000
+    store_path = where / "store"
+    if not (store_path / "store.json").exists():
+        spec = StoreSpec.from_gymnasium(gym.spaces.Box(0, 255, shape, np.uint8), gym.spaces.Discrete(6))
+        store = EpisodeStore(store_path, create=True, spec=spec)
+        rng = np.random.default_rng(0)
+        block = np.frombuffer(rng.bytes((T + 1) * int(np.prod(shape))), np.uint8).reshape(T + 1, *shape)
+        episodes = int(gigabytes * 1e9 // block.nbytes)
+        t0 = time.perf_counter()
+        for e in range(0, episodes, 2):
+            store.write([Episode(block + np.uint8((e + i) % 256), rng.integers(0, 6, T), rng.random(T).astype(np.float32),
+                                 np.zeros(T, bool), np.r_[np.zeros(T - 1, bool), True]) for i in range(2)])
+            if e % 100 == 0:
+                print(f"  memory: {e}/{episodes} episodes, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    size = sum(f.stat().st_size for f in store_path.rglob("*.arrow"))
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
+    child = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, str(store_path), str(where / "run"), str(steps)],
+                           capture_output=True, text=True, env=env, check=True)
+    row = json.loads(child.stdout.strip().splitlines()[-1])
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {**row, "store_gb": size / 1e9, "ram_gb": ram / 1e9, "store_over_ram": size / ram, "steps": steps}
+
+
+def quadrant(where: Path, seeds=(0, 1, 2), steps: int = 2000) -> dict:
+    from armfarm.collect import collect
+    from armfarm.envs.behavior import BehaviorSpec, load_policy_or_random
+    from armfarm.evaluate.rollouts import evaluate_policy
+    from armfarm.policy import NumpyPolicy
+    from armfarm.train import train
+
+    env_id, store = "armfarm/QuadrantDot-v0", where / "store"
+    if not (store / "store.json").exists():
+        collect(env_id, store, BehaviorSpec("random"), episodes=2000)
+    rows = {"random": [evaluate_policy(load_policy_or_random("random", env_id), env_id, 200, seed=5).return_mean]}
+    for algo in ("dqn", "discrete_cql", "discrete_bc"):
+        rows[algo] = []
+        for seed in seeds:
+            train(algo, store, where / f"{algo}-s{seed}", steps=steps, seed=seed, overwrite=True,
+                  config_overrides={"encoder_channels": 8, "lr": 1e-3})
+            policy = NumpyPolicy.load(where / f"{algo}-s{seed}" / "policy.npz")
+            rows[algo].append(evaluate_policy(policy, env_id, 200, seed=5).return_mean)
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", default="speed,latency,sampler")
@@ -156,6 +253,9 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--k", type=int, default=4, help="gradient steps per fused call")
     p.add_argument("--frames", type=int, default=20_000, help="frames in the sampler's synthetic store")
+    p.add_argument("--memory-gb", type=float, default=None, help="size of the memory part's store (default 1.5x RAM)")
+    p.add_argument("--memory-steps", type=int, default=200)
+    p.add_argument("--memory-dir", type=Path, default=HERE / "_out" / "pixels-memory")
     p.add_argument("--out", type=Path, default=HERE / "results" / "pixels.json")
     args = p.parse_args(argv)
     parts = args.parts.split(",")
@@ -164,7 +264,7 @@ def main(argv=None) -> int:
         rows = []
         for name, shape in SHAPES.items():
             for encoder in ("drq", "impala"):
-                for conv in ("im2col", "xla"):
+                for conv in ("im2col", "xla") if name in XLA_CONV_SHAPES else ("im2col",):
                     print(f"speed {encoder} {name} {conv} ...", file=sys.stderr, flush=True)
                     rows.append(train_speed(encoder, shape, args.batch, args.k, args.seconds, args.repeats, conv))
         rate = statistics.median(matmul_rate(4096, max(2.0, args.seconds / 2)) for _ in range(3))
@@ -191,6 +291,21 @@ def main(argv=None) -> int:
         for r in report["sampler"]:
             where = "RAM" if r["in_memory"] else "mapped shards"
             print(f"| {r['frame_stack']} | {where} | {r['batches_per_s']:.1f} | {r['mb_per_s']:.0f} |")
+    if "quadrant" in parts:
+        r = report["quadrant"] = quadrant(HERE / "_out" / "pixels-quadrant")
+        print("\n| policy | success (mean ± std over seeds) | seeds |\n|---|---:|---:|")
+        for name, values in r.items():
+            print(f"| {name} | {statistics.mean(values):.3f} ± {statistics.pstdev(values):.3f} | {len(values)} |")
+    if "memory" in parts:
+        import os
+
+        gigabytes = args.memory_gb or 1.5 * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+        r = report["memory"] = memory(gigabytes, args.memory_steps, args.memory_dir)
+        print(f"\nstore {r['store_gb']:.1f} GB = {r['store_over_ram']:.2f}x RAM ({r['ram_gb']:.1f} GB); frames in RAM: "
+              f"{r['in_memory']}; peak anonymous memory {r['peak_anon_mb']:.0f} MB, peak RSS {r['peak_rss_mb']:.0f} MB; "
+              f"cold sampler {r['cold_batches_per_s']:.1f} batches/s of 32; dqn {r['train_steps_per_s']} steps/s")
+    if args.out.exists():  # keep the parts not run this time
+        report = {**json.loads(args.out.read_text()), **report}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     return 0
