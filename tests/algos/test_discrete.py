@@ -19,6 +19,8 @@ from armfarm.policy import NumpyPolicy
 def tiny(name: str, **changes):
     algo = get_algorithm(name)
     base = dict(hidden=(32,), batch_size=32, encoder_channels=4, lr=1e-3, target_update_every=50)
+    if name == "qrdqn":
+        base["num_quantiles"] = 8
     return algo, dataclasses.replace(algo.config_cls(), **{**base, **changes})
 
 
@@ -67,8 +69,8 @@ def test_discrete_contract(name, images, tmp_path):
     assert actions.dtype == np.int64 and actions.shape == (40,)
     assert set(np.unique(actions)) <= set(range(low, low + num))
     x = test_obs if images else (test_obs - stats.obs_mean) / stats.obs_std
-    values = np.asarray(apply_network(config, state["q"]["params"], x))
-    np.testing.assert_array_equal(actions, values.argmax(axis=1) + low)
+    values = np.asarray(apply_network(config, state["q"]["params"], x)).reshape(len(x), num, -1).mean(axis=2)
+    np.testing.assert_array_equal(actions, values.argmax(axis=1) + low)  # (a quantile head: their mean)
     assert policy(test_obs[3]) == actions[3] and np.ndim(policy(test_obs[3])) == 0
 
     save_checkpoint(tmp_path / "ckpt", algo.name, config, state, stats, {"k": 1})
@@ -130,6 +132,29 @@ def test_cql_pushes_down_the_action_the_data_never_took():
     assert q["discrete_cql"][2] < q["discrete_cql"][1] - 0.2 < q["discrete_cql"][0] - 0.2
     assert q["discrete_cql"][2] < q["dqn"][2] - 0.2
     assert greedy["discrete_cql"] == 0
+
+
+def test_qrdqn_learns_the_return_distribution_and_acts_on_its_mean():
+    """Action 0 pays 0 or 10 with equal odds, action 1 always 4: the quantiles of action 0 split at 0 and
+    10, those of action 1 sit at 4, and the greedy action is 0 (mean 5 > 4). The quantile Huber loss is
+    quadratic within kappa of a sample, so a quantile tau < 1/2 settles where the pull of the samples at
+    0, (1 - tau) theta / kappa, balances that of the samples at 10, tau: at theta = kappa tau / (1 - tau);
+    and symmetrically at 10 - kappa (1 - tau) / tau above."""
+    rng = np.random.default_rng(0)
+    n = 2000
+    a = rng.integers(0, 2, n)
+    reward = np.where(a == 0, 10.0 * rng.integers(0, 2, n), 4.0)
+    obs = np.ones((n, 1), np.float32)
+    ds = discrete_dataset(obs, a, reward, obs, np.ones(n))
+    algo, config = tiny("qrdqn", normalize_obs=False, batch_size=128, num_quantiles=8)
+    stats = DatasetStats.from_dataset(ds, action_low=[0], action_high=[1])
+    state, _ = train(algo, config, stats, ds, steps=2000)
+    z = np.asarray(apply_network(config, state["q"]["params"], obs[:1])).reshape(2, 8)
+    tau = (2 * np.arange(8) + 1) / 16
+    expected = np.where(tau < 0.5, tau / (1 - tau), 10 - (1 - tau) / tau)  # kappa = 1
+    np.testing.assert_allclose(z[0], expected, atol=0.1)
+    np.testing.assert_allclose(z[1], 4.0, atol=0.1)
+    assert algo.export_policy(config, state)(obs[0]) == 0
 
 
 def test_discrete_bc_takes_each_states_majority_action():

@@ -91,16 +91,17 @@ def layers_for(config: DiscreteConfig, obs_shape: tuple[int, ...] | None) -> lis
     return encoder_layers(name, config.encoder_channels, config.encoder_norm)
 
 
-def init_network(config: DiscreteConfig, stats: DatasetStats, seed: int, opt: optax.GradientTransformation
-                 ) -> AgentState:
-    """The state of a learner with one network ``{"encoder", "head"}`` and a target copy of it."""
+def init_network(config: DiscreteConfig, stats: DatasetStats, seed: int, opt: optax.GradientTransformation,
+                 outputs_per_action: int = 1) -> AgentState:
+    """The state of a learner with one network ``{"encoder", "head"}`` and a target copy of it; the head
+    has ``outputs_per_action`` outputs per action (a distributional head's quantiles), action-major."""
     key, rng = seed_streams(seed)
     layers = layers_for(config, stats.obs_shape)
     params: dict[str, Any] = {}
     features = stats.obs_dim
     if layers is not None:
         params["encoder"], features = init_encoder(rng, layers, stats.obs_shape, config.init)
-    params["head"] = init_mlp(rng, (features, *config.hidden, num_actions(stats)), config.init)
+    params["head"] = init_mlp(rng, (features, *config.hidden, num_actions(stats) * outputs_per_action), config.init)
     state = {"step": jnp.zeros((), jnp.int32), "key": key, "norm": make_norm(stats),
              "q": new_group(params, opt, target=True)}
     if layers is not None:  # the image shape, which the exported policy's encoder takes
@@ -156,12 +157,19 @@ def copy_target(config: DiscreteConfig, group: dict, step: jax.Array) -> dict:
     return {**group, "target": target}
 
 
-def export_argmax_policy(name: str, config: DiscreteConfig, state: AgentState, params: dict) -> NumpyPolicy:
-    """The deployable greedy policy ``low + argmax_a head(features(s))_a``, run by NumPy alone."""
+def export_argmax_policy(name: str, config: DiscreteConfig, state: AgentState, params: dict,
+                         outputs_per_action: int = 1) -> NumpyPolicy:
+    """The deployable greedy policy ``low + argmax_a head(features(s))_a``, run by NumPy alone. With
+    ``outputs_per_action = N`` (quantiles), the action's value is the mean of its N outputs; since the
+    last layer is linear, that mean is the layer with its weights and biases averaged, so the policy
+    keeps one output per action exactly."""
     host = jax.device_get({"params": params, "norm": state["norm"], "obs_shape": state.get("obs_shape")})
     head = host["params"]["head"]
     weights = [np.asarray(layer["w"]) for layer in head]
     biases = [np.asarray(layer["b"]) for layer in head]
+    if outputs_per_action > 1:
+        weights[-1] = weights[-1].reshape(weights[-1].shape[0], -1, outputs_per_action).mean(axis=-1)
+        biases[-1] = biases[-1].reshape(-1, outputs_per_action).mean(axis=-1)
     norm = host["norm"]
     offset = int(round(float(norm["act_low"][0])))
     encoder, obs_mean, obs_std = None, None, None
