@@ -153,7 +153,7 @@ def sampler(frames: int, batch: int, seconds: float) -> list[dict]:
                 n += 1
             rate = n / (time.perf_counter() - t0)
             rows.append({"frame_stack": stack, "in_memory": in_memory, "batches_per_s": rate,
-                         "mb_per_s": rate * batch * 2 * int(np.prod(shape)) * stack / 1e6, "frames": fs.size})
+                         "mb_per_s": rate * batch * 2 * int(np.prod(shape)) * stack / 1e6, "transitions": fs.size})
     return rows
 
 
