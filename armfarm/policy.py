@@ -304,6 +304,7 @@ class NumpyPolicy:
         x = np.asarray(obs)
         frame = (shape[0], shape[1], shape[2] // self.frame_stack)
         if self.frame_stack > 1 and x.shape == frame:
+            x = x.copy()  # an environment may reuse its observation buffer
             self._frames = (self._frames or [x] * self.frame_stack)[1:] + [x]
             return np.concatenate(self._frames, axis=-1)[None], True
         if x.shape == shape:

@@ -18,10 +18,10 @@ def stack_observations(observations: list):
 def rollout_episode(env: gym.Env, act: Callable, seed: int | None, max_steps: int | None = None) -> dict:
     """Run ``act`` in ``env`` from ``reset(seed=seed)`` until it terminates or is truncated.
 
-    Returns a dict with ``observations`` (T+1 rows, or a dict of such arrays), ``actions`` (T),
-    (float32, or int64 for a ``Discrete`` action space), ``rewards``, ``terminated``, ``truncated`` and ``costs`` (T; ``info["cost"]``, Safety-Gymnasium's
-    convention, 0 where the environment reports none), and ``end_reason`` ("" unless ``act`` stopped the
-    episode). ``max_steps`` cuts the episode early and marks its last step truncated.
+    Returns a dict with ``observations`` (T+1 rows, or a dict of such arrays), ``actions`` (T; float32,
+    or int64 for a ``Discrete`` action space), ``rewards``, ``terminated``, ``truncated`` and ``costs``
+    (T; ``info["cost"]``, Safety-Gymnasium's convention, 0 where the environment reports none), and
+    ``end_reason`` ("" unless ``act`` stopped the episode). ``max_steps`` cuts the episode early and marks its last step truncated.
 
     A shielded ``act`` (:class:`armfarm.shield.ShieldedPolicy`) begins a fresh episode, is told each step's reward and cost
     (``observe``); its per-step ``last_intervention`` flags are returned as ``interventions``, and when its
