@@ -24,7 +24,7 @@ import numpy as np
 from armfarm import __version__
 from armfarm.algos import (
     DatasetStats,
-    algorithms,
+    check_fits,
     config_from_dict,
     get_algorithm,
     load_checkpoint,
@@ -200,16 +200,9 @@ def load_training_data(algo: Any, config: Any, store_path: str | Path) -> Transi
     ``uint8`` images, a :class:`FrameSampler` that keeps the frames as they are (stacking
     ``config.frame_stack`` of them). Raises ``ValueError`` when the algorithm cannot take images."""
     spec = EpisodeStore(store_path).spec
-    if spec is not None and (spec.action.num_choices is not None) != algo.discrete:
-        kind = "discrete" if algo.discrete else "continuous"
-        takers = ", ".join(name for name, a in algorithms("offline").items() if a.discrete != algo.discrete)
-        raise ValueError(f"{store_path} holds {'discrete' if spec.action.num_choices else 'continuous'} actions; "
-                         f"{algo.name} learns {kind} ones. Learners for this store: {takers}")
+    if spec is not None:
+        check_fits(algo, spec, str(store_path))
     if spec is not None and spec.obs_keys is None and spec.observation.is_image:
-        if not algo.images:
-            takers = ", ".join(name for name, a in algorithms().items() if a.images)
-            raise ValueError(f"{store_path} holds {spec.observation.shape} uint8 images; {algo.name} learns from "
-                             f"state vectors. Learners that take images: {takers}")
         return FrameSampler.from_store(store_path, frame_stack=getattr(config, "frame_stack", 1))
     return TransitionDataset.from_store(store_path)
 

@@ -37,8 +37,8 @@ def test_an_unsafe_shared_store_and_switched_off_authentication_are_refused(tmp_
 
 def collect_killing_a_worker_node(cluster, store_path, target, episodes: int, **kwargs) -> tuple:
     """``collect`` HalfCheetah (1000-step random episodes) into ``target`` with 2 collectors on ``cluster``,
-    in a thread; once a worker node holds a collector and at most half the episodes are in the store at
-    ``store_path``, SIGKILL that node (raylet, workers, spools and all). Returns the node, the ids stored
+    in a thread; once a worker node's collector has stored some but not nearly all of its share, and at
+    most half the episodes are in the store at ``store_path``, SIGKILL that node (raylet, workers, spools and all). Returns the node, the ids stored
     (acknowledged) before the kill, and ``{"report"}`` or ``{"error"}``."""
     import ray
 
@@ -60,7 +60,9 @@ def collect_killing_a_worker_node(cluster, store_path, target, episodes: int, **
         if not (store_path / "store.json").exists():
             continue
         info = EpisodeStore(store_path).info()
-        workers = [n for n in cluster.worker_nodes if n.node_id[:12] in info["nodes"]]
+        # a node mid-way through its share (episodes // 2, a static split), with two or more still to
+        # do, so its collector is surely cut short and must restart elsewhere
+        workers = [n for n in cluster.worker_nodes if 0 < info["nodes"].get(n.node_id[:12], 0) <= episodes // 2 - 2]
         if workers and info["episodes"] <= episodes // 2:
             victim = workers[0]
             before = {r.episode_id for r in EpisodeStore(store_path).snapshot()}

@@ -15,7 +15,7 @@ from armfarm.algos.core.checkpoints import (
     save_checkpoint,
 )
 from armfarm.algos.core.config import config_from_dict, config_to_dict, describe_config
-from armfarm.algos.core.contract import Algorithm, algorithms, get_algorithm, register
+from armfarm.algos.core.contract import Algorithm, algorithms, check_fits, get_algorithm, register
 from armfarm.algos.core.fused import make_train_fn, run_train_call
 from armfarm.algos.core.stats import DatasetStats
 
@@ -27,6 +27,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "DatasetStats",
     "algorithms",
+    "check_fits",
     "config_from_dict",
     "config_to_dict",
     "describe_config",

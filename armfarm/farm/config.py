@@ -267,15 +267,26 @@ def load(farm_dir: str | Path) -> FarmConfig:
     if not path.is_file():
         raise FileNotFoundError(f"{farm_dir} holds no {CONFIG_FILE}; create one with `armfarm farm init {farm_dir} --env ENV_ID`")
     config = from_toml(path.read_text(), str(path))
-    check_env(config.env)
+    check_env(config)
     return config
 
 
-def check_env(env_id: str) -> None:
-    """Refuse an unknown environment id with a one-line error."""
+def check_env(config: FarmConfig) -> None:
+    """Refuse an unknown environment id, or one whose actions or observations ``config.algo`` cannot
+    learn from, with a one-line error."""
+    from armfarm.algos import check_fits
+    from armfarm.data.schema import StoreSpec
     from armfarm.envs.registry import make_env
 
-    make_env(env_id).close()
+    env = make_env(config.env)
+    try:
+        spec = StoreSpec.from_gymnasium(env.observation_space, env.action_space)
+    finally:
+        env.close()
+    try:
+        check_fits(config.algo, spec, config.env)
+    except ValueError as e:
+        raise ValueError(f"farm setting algo={config.algo!r} is not allowed: {e}") from None
 
 
 def init(farm_dir: str | Path, env: str, robots: int | None = None, algo: str | None = None,
@@ -294,7 +305,7 @@ def init(farm_dir: str | Path, env: str, robots: int | None = None, algo: str | 
     if algo is not None:
         pairs["algo"] = algo
     config = FarmConfig(env="placeholder-v0").with_overrides(pairs)
-    check_env(config.env)
+    check_env(config)
     farm_dir.mkdir(parents=True, exist_ok=True)
     text = to_toml(config).encode()
     write_atomic(path, lambda f: f.write(text))

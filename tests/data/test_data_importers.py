@@ -392,14 +392,23 @@ BAD_MINARI = {
     "no metadata": (lambda d: (d / "metadata.json").unlink(), "metadata.json", "metadata.json"),
     "arrow format": (_meta(lambda m: m.update(data_format="arrow")), "metadata.json", "data_format"),
     "no action space": (_meta(lambda m: m.pop("action_space")), "metadata.json", "action_space"),
-    "discrete actions": (
+    "multi-discrete actions": (
+        _meta(
+            lambda m: m.update(
+                action_space=json.dumps({"type": "MultiDiscrete", "nvec": [3, 2], "dtype": "int64"})
+            )
+        ),
+        "metadata.json",
+        "action_space",
+    ),
+    "discrete space, float actions": (
         _meta(
             lambda m: m.update(
                 action_space=json.dumps({"type": "Discrete", "n": 3, "start": 0, "dtype": "int64"})
             )
         ),
-        "metadata.json",
-        "action_space",
+        "main_data.hdf5",
+        "episode_0/actions",
     ),
     "missing episode": (_h5(lambda f: f.pop("episode_2")), "main_data.hdf5", "total_episodes"),
     "missing rewards": (_h5(lambda f: f["episode_1"].pop("rewards")), "main_data.hdf5", "episode_1/rewards"),

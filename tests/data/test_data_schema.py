@@ -48,8 +48,10 @@ def test_store_spec_from_gymnasium():
     )
     spec = StoreSpec.from_gymnasium(goal, gym.spaces.Box(-2, 2, (2,)))
     assert spec.obs_keys == ["desired_goal", "observation"] and spec.obs_dim == 6
+    spec = StoreSpec.from_gymnasium(goal, gym.spaces.Discrete(3, start=1))
+    assert spec.action == ArraySpec((), "int64", low=1, high=3) and spec.action.num_choices == 3
     with pytest.raises(DataError) as info:
-        StoreSpec.from_gymnasium(goal, gym.spaces.Discrete(3))
+        StoreSpec.from_gymnasium(goal, gym.spaces.MultiDiscrete([3, 2]))
     assert info.value.field == "action_space"
 
 

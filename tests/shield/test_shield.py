@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -118,6 +119,8 @@ def test_min_cost_fallback_takes_the_supported_action_the_cost_critic_rates_safe
 
 class Steps:
     """A toy environment: 2-D actions, a scripted reward and cost per step, 50 steps."""
+
+    action_space = gym.spaces.Box(-1.0, 1.0, (ACT,), np.float32)
 
     def __init__(self, rewards, costs):
         self.rewards, self.costs, self.t = rewards, costs, 0

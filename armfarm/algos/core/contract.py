@@ -122,3 +122,20 @@ def get_algorithm(name: str | Algorithm) -> Algorithm:
         return _REGISTRY[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown algorithm {name!r}; valid names: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def check_fits(algo: str | Algorithm, spec, source: str) -> None:
+    """Refuse, with a ``ValueError`` naming the learners that fit, an algorithm that cannot learn from
+    data of ``spec`` (a :class:`~armfarm.data.schema.StoreSpec`; ``source`` names where it came from):
+    discrete actions for a continuous learner or the reverse, or images for a state-vector learner."""
+    algo = get_algorithm(algo)
+    discrete = spec.action.num_choices is not None
+    if discrete != algo.discrete:
+        kind = "discrete" if algo.discrete else "continuous"
+        takers = ", ".join(name for name, a in algorithms("offline").items() if a.discrete == discrete)
+        raise ValueError(f"{source} has {'discrete' if discrete else 'continuous'} actions; {algo.name} learns "
+                         f"{kind} ones. Learners that fit: {takers}")
+    if spec.obs_keys is None and spec.observation.is_image and not algo.images:
+        takers = ", ".join(name for name, a in algorithms().items() if a.images)
+        raise ValueError(f"{source} has {spec.observation.shape} uint8 images; {algo.name} learns from "
+                         f"state vectors. Learners that take images: {takers}")
