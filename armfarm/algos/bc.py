@@ -22,6 +22,7 @@ from armfarm.algos.core.config import ConfigBase, param
 from armfarm.algos.core.contract import Algorithm, register
 from armfarm.algos.core.export import mlp_policy
 from armfarm.algos.core.params import new_group, step_group
+from armfarm.algos.core.pixels import SeparateEncoderSettings, with_encoder
 from armfarm.algos.core.prng import seed_streams
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import init_mlp, mlp_apply
@@ -31,7 +32,7 @@ NAME = "bc"
 
 
 @dataclasses.dataclass(frozen=True)
-class BCConfig(ConfigBase):
+class BCConfig(SeparateEncoderSettings, ConfigBase):
     """Behaviour cloning hyperparameters (defaults: TD3+BC's BC baseline)."""
 
     hidden: tuple[int, ...] = param((256, 256), "hidden layer widths")
@@ -78,5 +79,5 @@ def export_policy(config: BCConfig, state: AgentState) -> NumpyPolicy:
     return mlp_policy(NAME, state["actor"]["params"], state, config.normalize_obs)
 
 
-ALGORITHM = register(Algorithm(NAME, "offline", BCConfig, init, update, export_policy,
-                               "Behaviour cloning, the TD3+BC paper's baseline (Fujimoto & Gu 2021)"))
+ALGORITHM = register(with_encoder(Algorithm(NAME, "offline", BCConfig, init, update, export_policy,
+                               "Behaviour cloning, the TD3+BC paper's baseline (Fujimoto & Gu 2021)"), ("bc_loss",)))

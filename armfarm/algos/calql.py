@@ -27,6 +27,7 @@ from armfarm.algos import cql
 from armfarm.algos.core import sac_core
 from armfarm.algos.core.batches import BATCH_KEYS, AgentState
 from armfarm.algos.core.contract import Algorithm, register
+from armfarm.algos.core.pixels import with_encoder
 
 NAME = "calql"
 
@@ -45,6 +46,6 @@ def update(config: CalQLConfig, state: AgentState, batch: dict) -> tuple[AgentSt
 export_policy = sac_core.policy_exporter(NAME)  # the deterministic tanh(mean(s))
 
 
-ALGORITHM = register(Algorithm(NAME, "offline-to-online", CalQLConfig, cql.init, update, export_policy,
+ALGORITHM = register(with_encoder(Algorithm(NAME, "offline-to-online", CalQLConfig, cql.init, update, export_policy,
                                "Cal-QL: CQL calibrated by the behaviour's Monte-Carlo returns (Nakamoto et al. 2023)",
-                               batch_keys=(*BATCH_KEYS, "mc_returns"), finetune={}))
+                               batch_keys=(*BATCH_KEYS, "mc_returns"), finetune={}), ("critic_loss",)))

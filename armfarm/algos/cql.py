@@ -49,6 +49,7 @@ from armfarm.algos.core.config import ConfigBase, param
 from armfarm.algos.core.contract import Algorithm, register
 from armfarm.algos.core.distributions import sample_tanh_gaussian
 from armfarm.algos.core.params import new_group, step_group
+from armfarm.algos.core.pixels import SeparateEncoderSettings, with_encoder
 from armfarm.algos.core.prng import split_key
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import critic_ensemble_apply
@@ -58,7 +59,7 @@ _LOG_2 = math.log(2.0)
 
 
 @dataclasses.dataclass(frozen=True)
-class CQLConfig(ConfigBase):
+class CQLConfig(SeparateEncoderSettings, ConfigBase):
     """CQL(H) hyperparameters (defaults: Kumar et al. 2020, Gym MuJoCo; the reference code uses three
     hidden layers of 256, armfarm defaults to two like the other algorithms)."""
 
@@ -213,5 +214,5 @@ def update(config: CQLConfig, state: AgentState, batch: dict,
 export_policy = sac_core.policy_exporter(NAME)  # the deterministic tanh(mean(s))
 
 
-ALGORITHM = register(Algorithm(NAME, "offline", CQLConfig, init, update, export_policy,
-                               "Conservative Q-Learning, CQL(H) on SAC (Kumar et al. 2020)", finetune={}))
+ALGORITHM = register(with_encoder(Algorithm(NAME, "offline", CQLConfig, init, update, export_policy,
+                               "Conservative Q-Learning, CQL(H) on SAC (Kumar et al. 2020)", finetune={}), ("critic_loss",)))

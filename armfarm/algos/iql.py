@@ -45,6 +45,7 @@ from armfarm.algos.core.contract import Algorithm, register
 from armfarm.algos.core.distributions import gaussian_log_prob
 from armfarm.algos.core.export import mlp_policy
 from armfarm.algos.core.params import new_group, step_group
+from armfarm.algos.core.pixels import SeparateEncoderSettings, with_encoder
 from armfarm.algos.core.prng import seed_streams
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import critic_ensemble_apply, init_critic_ensemble, init_mlp, mlp_apply
@@ -54,7 +55,7 @@ NAME = "iql"
 
 
 @dataclasses.dataclass(frozen=True)
-class IQLConfig(ConfigBase):
+class IQLConfig(SeparateEncoderSettings, ConfigBase):
     """IQL hyperparameters (defaults: Kostrikov et al. 2021, MuJoCo locomotion)."""
 
     hidden: tuple[int, ...] = param((256, 256), "hidden layer widths of the actor, critics and value network")
@@ -232,5 +233,5 @@ def export_policy(config: IQLConfig, state: AgentState) -> NumpyPolicy:
     return mlp_policy(NAME, state["actor"]["params"]["net"], state, config.normalize_obs)
 
 
-ALGORITHM = register(Algorithm(NAME, "offline", IQLConfig, init, update, export_policy,
-                               "Implicit Q-Learning: expectile values, advantage-weighted actor (Kostrikov et al. 2021)", finetune={}))
+ALGORITHM = register(with_encoder(Algorithm(NAME, "offline", IQLConfig, init, update, export_policy,
+                               "Implicit Q-Learning: expectile values, advantage-weighted actor (Kostrikov et al. 2021)", finetune={}), ("critic_loss", "value_loss")))

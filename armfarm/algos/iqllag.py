@@ -37,6 +37,7 @@ from armfarm.algos.core.config import param
 from armfarm.algos.core.contract import BASE_BATCH_KEYS, Algorithm, register
 from armfarm.algos.core.export import mlp_policy
 from armfarm.algos.core.params import new_group, step_group
+from armfarm.algos.core.pixels import with_encoder
 from armfarm.algos.core.prng import seed_streams
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.algos.iql import (
@@ -150,7 +151,7 @@ def export_policy(config: IQLLagConfig, state: AgentState) -> NumpyPolicy:
     return mlp_policy(NAME, state["actor"]["params"]["net"], state, config.normalize_obs)
 
 
-ALGORITHM = register(Algorithm(
+ALGORITHM = register(with_encoder(Algorithm(
     NAME, "offline", IQLLagConfig, init, update, export_policy,
     "IQL under an episode cost budget: Lagrangian-penalised advantage weights, dual ascent (constrained offline RL)",
-    batch_keys=(*BASE_BATCH_KEYS, "costs")))
+    batch_keys=(*BASE_BATCH_KEYS, "costs")), ("critic_loss", "value_loss", "cost_critic_loss", "cost_value_loss")))

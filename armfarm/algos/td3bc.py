@@ -33,6 +33,7 @@ from armfarm.algos.core.config import ConfigBase, param
 from armfarm.algos.core.contract import Algorithm, register
 from armfarm.algos.core.export import mlp_policy
 from armfarm.algos.core.params import new_group, polyak, step_group
+from armfarm.algos.core.pixels import SeparateEncoderSettings, with_encoder
 from armfarm.algos.core.prng import seed_streams, split_key
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import (
@@ -49,7 +50,7 @@ NAME = "td3bc"
 
 
 @dataclasses.dataclass(frozen=True)
-class TD3BCConfig(ConfigBase):
+class TD3BCConfig(SeparateEncoderSettings, ConfigBase):
     """TD3+BC hyperparameters (defaults: the hyperparameter table of Fujimoto & Gu 2021)."""
 
     hidden: tuple[int, ...] = param((256, 256), "hidden layer widths of the actor and each critic")
@@ -163,5 +164,5 @@ def export_policy(config: TD3BCConfig, state: AgentState) -> NumpyPolicy:
     return mlp_policy(NAME, state["actor"]["params"], state, config.normalize_obs)
 
 
-ALGORITHM = register(Algorithm(NAME, "offline", TD3BCConfig, init, update, export_policy,
-                               "TD3 with a behaviour-cloning term (Fujimoto & Gu 2021)"))
+ALGORITHM = register(with_encoder(Algorithm(NAME, "offline", TD3BCConfig, init, update, export_policy,
+                               "TD3 with a behaviour-cloning term (Fujimoto & Gu 2021)"), ("critic_loss",)))

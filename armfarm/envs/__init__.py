@@ -5,8 +5,8 @@
 * ``armfarm/ReacherFragile-v0``: an arm among dishes, a window and its own motor limits
   (:mod:`armfarm.envs.fragile`).
 
-* ``armfarm/QuadrantDot-v0``: a one-step bandit from 16x16 images, with discrete actions
-  (:mod:`armfarm.envs.pixels`);
+* ``armfarm/QuadrantDot-v0``, ``armfarm/DotPoint-v0``: one-step bandits from 16x16 images, with
+  discrete and continuous actions (:mod:`armfarm.envs.pixels`);
 * ``armfarm/MinAtar-<Game>-v0``: MinAtar's five games as ``uint8`` images (:mod:`armfarm.envs.minatar`,
   needs the optional ``minatar`` extra).
 
@@ -35,8 +35,9 @@ for _id, (_entry, _kwargs, _steps) in DAMAGE_TASKS.items():
         gym.register(_id, entry_point=_entry, kwargs=_kwargs, max_episode_steps=_steps)
 
 
-if "armfarm/QuadrantDot-v0" not in gym.registry:
-    gym.register("armfarm/QuadrantDot-v0", entry_point="armfarm.envs.pixels:QuadrantDot", max_episode_steps=1)
+for _name in ("QuadrantDot", "DotPoint"):
+    if f"armfarm/{_name}-v0" not in gym.registry:
+        gym.register(f"armfarm/{_name}-v0", entry_point=f"armfarm.envs.pixels:{_name}", max_episode_steps=1)
 for _game in MINATAR_GAMES:
     if minatar_id(_game) not in gym.registry:
         gym.register(minatar_id(_game), entry_point="armfarm.envs.minatar:make_minatar", kwargs={"game": _game},

@@ -1,11 +1,17 @@
 """Small pixel tasks with known answers, for testing and demonstrating learners from images.
 
+Both show a ``size x size x 1`` ``uint8`` image (16x16 by default) that is black except for a 2x2 white
+dot at a random place, and end after one step; the only way to beat chance is to read the image.
+
 ``armfarm/QuadrantDot-v0``
-    A one-step bandit from images: the observation is a ``size x size x 1`` ``uint8`` image (16x16 by
-    default) that is black except for a 2x2 white dot at a random place; the four actions name the
-    quadrant the dot is in (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right). Reward 1 for the
-    right quadrant, else 0, and the episode ends. A uniform-random policy scores 0.25, a perfect one 1,
-    and the only way above 0.25 is to read the image.
+    Discrete actions: the four actions name the quadrant the dot is in (0 top-left, 1 top-right,
+    2 bottom-left, 3 bottom-right). Reward 1 for the right quadrant, else 0. A uniform-random policy
+    scores 0.25, a perfect one 1.
+``armfarm/DotPoint-v0``
+    Continuous actions: the action ``a in [-1, 1]^2`` points at the dot, whose centre is at
+    ``p = (2 x / size - 1, 2 y / size - 1)`` (column, row), and the reward is ``-||a - p||_2``. A perfect
+    policy scores 0; a uniform-random one about -1.03 and the best blind one (``a = 0``) about -0.75
+    (``info["target"]`` holds ``p``).
 """
 
 from __future__ import annotations
@@ -14,8 +20,8 @@ import gymnasium as gym
 import numpy as np
 
 
-class QuadrantDot(gym.Env):
-    """See the module docstring."""
+class _DotImage(gym.Env):
+    """A one-step task from an image with a 2x2 dot that never straddles two quadrants."""
 
     metadata = {"render_modes": ["rgb_array"]}
 
@@ -25,7 +31,6 @@ class QuadrantDot(gym.Env):
         self.size = int(size)
         self.render_mode = render_mode
         self.observation_space = gym.spaces.Box(0, 255, (self.size, self.size, 1), np.uint8)
-        self.action_space = gym.spaces.Discrete(4)
         self._dot = (0, 0)
 
     def _image(self) -> np.ndarray:
@@ -34,25 +39,62 @@ class QuadrantDot(gym.Env):
         image[r:r + 2, c:c + 2] = 255
         return image
 
+    def _info(self) -> dict:
+        return {}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        half = self.size // 2
+        # the 2x2 block lies inside one half on each axis
+        rows = np.concatenate([np.arange(0, half - 1), np.arange(half, self.size - 1)])
+        self._dot = (int(self.np_random.choice(rows)), int(self.np_random.choice(rows)))
+        return self._image(), self._info()
+
+    def render(self):
+        return np.repeat(self._image(), 3, axis=2)
+
+
+class QuadrantDot(_DotImage):
+    """See the module docstring."""
+
+    def __init__(self, size: int = 16, render_mode: str | None = None):
+        super().__init__(size, render_mode)
+        self.action_space = gym.spaces.Discrete(4)
+
     def quadrant(self) -> int:
         """The right answer for the current image."""
         half = self.size // 2
         r, c = self._dot
         return 2 * int(r >= half) + int(c >= half)
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
-        half = self.size // 2
-        # a dot never straddles two quadrants: its 2x2 block lies inside one half on each axis
-        rows = np.concatenate([np.arange(0, half - 1), np.arange(half, self.size - 1)])
-        self._dot = (int(self.np_random.choice(rows)), int(self.np_random.choice(rows)))
-        return self._image(), {"quadrant": self.quadrant()}
+    def _info(self) -> dict:
+        return {"quadrant": self.quadrant()}
 
     def step(self, action):
         if not self.action_space.contains(int(action)):
             raise ValueError(f"action must be one of 0..3, got {action!r}")
         reward = float(int(action) == self.quadrant())
-        return self._image(), reward, True, False, {"quadrant": self.quadrant()}
+        return self._image(), reward, True, False, self._info()
 
-    def render(self):
-        return np.repeat(self._image(), 3, axis=2)
+
+class DotPoint(_DotImage):
+    """See the module docstring."""
+
+    def __init__(self, size: int = 16, render_mode: str | None = None):
+        super().__init__(size, render_mode)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def target(self) -> np.ndarray:
+        """The point the best action names: the dot's centre (column, row) scaled to ``[-1, 1]``."""
+        r, c = self._dot
+        return np.array([2.0 * (c + 1) / self.size - 1.0, 2.0 * (r + 1) / self.size - 1.0], np.float32)
+
+    def _info(self) -> dict:
+        return {"target": self.target()}
+
+    def step(self, action):
+        action = np.asarray(action, np.float32).reshape(-1)
+        if action.shape != (2,) or not np.all(np.isfinite(action)):
+            raise ValueError(f"action must be 2 finite numbers, got {action!r}")
+        reward = -float(np.linalg.norm(np.clip(action, -1.0, 1.0) - self.target()))
+        return self._image(), reward, True, False, self._info()

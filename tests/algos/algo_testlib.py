@@ -17,6 +17,7 @@ ALGO_NAMES = tuple(n for n, a in algorithms("offline").items() if not a.goal_con
 CONTRACT_NAMES = tuple(n for n, a in algorithms().items()
                        if a.export_policy is not None and not a.goal_conditioned and not a.discrete)
 DISCRETE_NAMES = tuple(n for n, a in algorithms().items() if a.discrete)
+PIXEL_NAMES = tuple(n for n, a in algorithms().items() if a.images and not a.discrete)  # continuous, from images
 GOAL_NAMES = tuple(n for n, a in algorithms().items() if a.goal_conditioned)
 _SMALL = {"num_samples": 4, "num_critics": 4}  # sampled actions and ensemble members, at most
 

@@ -27,47 +27,29 @@ from armfarm.algos.core.batches import AgentState, check_batch
 from armfarm.algos.core.config import ConfigBase, param
 from armfarm.algos.core.export import policy_metadata
 from armfarm.algos.core.params import new_group
-from armfarm.algos.core.prng import seed_streams, split_key
+from armfarm.algos.core.pixels import EncoderSettings, encoder_layers_for, shift_augment
+from armfarm.algos.core.prng import seed_streams
 from armfarm.algos.core.stats import DatasetStats, make_norm
-from armfarm.nets.conv import (
-    ENCODERS,
-    NORMS,
-    as_numpy,
-    default_shift_pad,
-    encoder_apply,
-    encoder_layers,
-    init_encoder,
-    random_shift,
-)
+from armfarm.nets.conv import as_numpy, encoder_apply, init_encoder
 from armfarm.nets.mlp import init_mlp, mlp_apply
 from armfarm.policy import EncoderStage, NumpyPolicy
 
 
 @dataclasses.dataclass(frozen=True)
-class DiscreteConfig(ConfigBase):
+class DiscreteConfig(EncoderSettings, ConfigBase):
     """Shared hyperparameters of the discrete-action learners (defaults: MinAtar's DQN)."""
 
     hidden: tuple[int, ...] = param((128,), "hidden layer widths of the head above the features")
     batch_size: int = param(32, "transitions per gradient step")
-    lr: float = param(2.5e-4, "Adam step size")
+    lr: float = param(2.5e-4, "Adam step size (the encoder's too)")
     gamma: float = param(0.99, "discount")
     target_update_every: int = param(1000, "gradient steps between copies of the network into its target")
-    encoder: str = param("auto", "image encoder: drq, impala, or auto (drq for images; none for state vectors)")
-    encoder_channels: int = param(32, "encoder width: drq filters per conv; impala stages (c/2, c, c)")
-    encoder_norm: str = param("group", "normalisation in the impala encoder's residual blocks: group, layer, none")
-    shift_pad: int = param(-1, "DrQ random-shift padding in pixels; -1: min(H, W) // 21 (4 on 84x84, 0 below 21)")
-    frame_stack: int = param(1, "frames stacked along channels by the sampler (image stores)")
     normalize_obs: bool = param(True, "standardise state-vector observations with the data's mean and std")
     init: str = param("orthogonal", "weight initialiser: torch, lecun or orthogonal")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.encoder not in ("auto", *ENCODERS):
-            raise ValueError(f"encoder must be auto, {', '.join(ENCODERS)}; got {self.encoder!r}")
-        if self.encoder_norm not in NORMS:
-            raise ValueError(f"encoder_norm must be one of {', '.join(NORMS)}; got {self.encoder_norm!r}")
-        if self.target_update_every < 1 or self.frame_stack < 1 or self.encoder_channels < 2:
-            raise ValueError("target_update_every and frame_stack must be >= 1, encoder_channels >= 2")
+    def _validate(self) -> None:
+        if self.target_update_every < 1:
+            raise ValueError("target_update_every must be >= 1")
         if not 0.0 <= self.gamma < 1.0:
             raise ValueError(f"gamma must be in [0, 1), got {self.gamma}")
 
@@ -81,22 +63,12 @@ def num_actions(stats: DatasetStats) -> int:
     return int(high - low) + 1
 
 
-def layers_for(config: DiscreteConfig, obs_shape: tuple[int, ...] | None) -> list[dict] | None:
-    """The encoder's layer list for observations of ``obs_shape`` (None: state vectors, no encoder)."""
-    if obs_shape is None or len(obs_shape) != 3:
-        if config.encoder != "auto":
-            raise ValueError(f"encoder={config.encoder} takes images, but the observations are state vectors")
-        return None
-    name = "drq" if config.encoder == "auto" else config.encoder
-    return encoder_layers(name, config.encoder_channels, config.encoder_norm)
-
-
 def init_network(config: DiscreteConfig, stats: DatasetStats, seed: int, opt: optax.GradientTransformation,
                  outputs_per_action: int = 1) -> AgentState:
     """The state of a learner with one network ``{"encoder", "head"}`` and a target copy of it; the head
     has ``outputs_per_action`` outputs per action (a distributional head's quantiles), action-major."""
     key, rng = seed_streams(seed)
-    layers = layers_for(config, stats.obs_shape)
+    layers = encoder_layers_for(config, stats.obs_shape)
     params: dict[str, Any] = {}
     features = stats.obs_dim
     if layers is not None:
@@ -112,7 +84,7 @@ def init_network(config: DiscreteConfig, stats: DatasetStats, seed: int, opt: op
 def apply_network(config: DiscreteConfig, params: dict, obs: jax.Array) -> jax.Array:
     """``(B, num_actions)`` outputs for observations ``(B, obs_dim)`` or images ``(B, H, W, C)``."""
     if "encoder" in params:
-        obs = encoder_apply(layers_for(config, obs.shape[-3:]), params["encoder"], obs)
+        obs = encoder_apply(encoder_layers_for(config, obs.shape[-3:]), params["encoder"], obs)
     return mlp_apply(params["head"], obs)
 
 
@@ -130,10 +102,7 @@ def prepare(config: DiscreteConfig, state: AgentState, batch: dict) -> tuple[dic
     obs, next_obs = batch["observations"], batch["next_observations"]
     key = state["key"]
     if images:
-        pad = config.shift_pad if config.shift_pad >= 0 else default_shift_pad(obs.shape[1:3])
-        if pad:
-            key, (k1, k2) = split_key(key, 2)
-            obs, next_obs = random_shift(k1, obs, pad), random_shift(k2, next_obs, pad)
+        key, obs, next_obs = shift_augment(config, key, obs, next_obs)
     else:
         obs, next_obs = jnp.asarray(obs, jnp.float32), jnp.asarray(next_obs, jnp.float32)
         if config.normalize_obs:
@@ -175,7 +144,7 @@ def export_argmax_policy(name: str, config: DiscreteConfig, state: AgentState, p
     encoder, obs_mean, obs_std = None, None, None
     if "encoder" in host["params"]:
         input_shape = tuple(int(d) for d in host["obs_shape"])
-        encoder = EncoderStage(layers_for(config, input_shape), as_numpy(host["params"]["encoder"]), input_shape)
+        encoder = EncoderStage(encoder_layers_for(config, input_shape), as_numpy(host["params"]["encoder"]), input_shape)
     elif config.normalize_obs:
         obs_mean, obs_std = norm["obs_mean"], norm["obs_std"]
     return NumpyPolicy(weights, biases, obs_mean=obs_mean, obs_std=obs_std, encoder=encoder, output="argmax",

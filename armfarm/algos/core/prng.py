@@ -27,3 +27,10 @@ def split_key(raw_key: jax.Array, num: int) -> tuple[jax.Array, list[jax.Array]]
     """Split the state's raw key into a new raw key for the next step and ``num`` typed keys."""
     keys = jax.random.split(jax.random.wrap_key_data(raw_key, impl=PRNG_IMPL), num + 1)
     return jax.random.key_data(keys[0]), [keys[i] for i in range(1, num + 1)]
+
+
+def derived_key(raw_key: jax.Array, tag: int) -> jax.Array:
+    """Raw key data of a stream apart from ``raw_key``'s (``fold_in`` of ``tag``), for a second
+    consumer of randomness that must not repeat the first's draws."""
+    typed = jax.random.wrap_key_data(raw_key, impl=PRNG_IMPL)
+    return jax.random.key_data(jax.random.fold_in(typed, int(tag)))
