@@ -280,7 +280,11 @@ def env_stats(env: gym.Env) -> DatasetStats:
     if not isinstance(env.observation_space, gym.spaces.Box) or not isinstance(env.action_space, gym.spaces.Box):
         raise ValueError(f"online training needs Box observation and action spaces; {env.spec.id} has "
                          f"{type(env.observation_space).__name__} and {type(env.action_space).__name__}")
-    obs_dim = int(np.prod(env.observation_space.shape))
+    space = env.observation_space
+    if len(space.shape) == 3 and space.dtype == np.uint8:
+        raise ValueError(f"{env.spec.id} shows {space.shape} uint8 images; online training learns from state "
+                         "vectors (learn from images offline: `armfarm train` with an image store)")
+    obs_dim = int(np.prod(space.shape))
     act = env.action_space
     return DatasetStats(obs_dim=obs_dim, act_dim=int(np.prod(act.shape)), obs_mean=np.zeros(obs_dim),
                         obs_std=np.ones(obs_dim), action_low=act.low.reshape(-1), action_high=act.high.reshape(-1))
@@ -614,6 +618,9 @@ def finetune(
     if algo.finetune is None:
         tunable = ", ".join(n for n, a in algorithms().items() if a.finetune is not None)
         raise ValueError(f"{algo.name} has no online phase; these algorithms fine-tune: {tunable}")
+    if checkpoint.stats.images:
+        raise ValueError(f"{run_dir} learned from {checkpoint.stats.obs_shape} images; online fine-tuning "
+                         "learns from state vectors only")
     store = source.read_config().get("store")
     if store is None:
         raise ValueError(f"{run_dir}/config.json names no store: fine-tuning mixes in the run's offline data")

@@ -9,12 +9,18 @@ convolution, the robot-side policy's latency, and the frame sampler from RAM and
   chain of ``[4096, 256] @ [256, 256]`` products measured in the same run (the shape of an im2col
   matmul), so ceiling steps/s = rate / FLOPs. The same update with ``lax.conv_general_dilated`` in
   place of im2col is timed beside it on 32x32 and 10x10 images.
+* **continuous**: the same measurement for ``td3bc``, ``iql``, ``cql`` and ``bc`` with the DrQ encoder
+  in front (:func:`armfarm.algos.core.pixels.with_encoder`; 6 action dimensions) on 64x64x3 and
+  10x10x4 images.
 * **latency**: the published NumPy policy's time per action for one image (median of 200 calls).
 * **sampler**: batches/s of :class:`FrameSampler` with the frames in RAM and memory-mapped, on a
   synthetic 64x64x3 store, with ``frame_stack`` 1 and 4.
 * **quadrant**: ``armfarm/QuadrantDot-v0`` (a one-step bandit from 16x16 images): 2000 uniform-random
   episodes collected, then ``dqn``, ``discrete_cql`` and ``discrete_bc`` trained on them (3 seeds, 2000
   steps, ``encoder_channels=8``, ``lr=1e-3``) and evaluated on 200 episodes, beside ``eval random``.
+* **dotpoint**: ``armfarm/DotPoint-v0`` (point at a dot in a 16x16 image; reward ``-||a - p||``): 2000
+  uniform-random episodes, then ``td3bc``, ``iql``, ``cql`` and ``bc`` from the images (3 seeds, 1000
+  steps, batch 64, ``hidden=(64, 64)``, ``encoder_channels=8``, step sizes 1e-3), 200 evaluation episodes.
 * **memory** (not in the default parts; needs ``--memory-gb`` of free disk): a synthetic store of
   84x84x3 frames ``--memory-gb`` large (default 1.5x this machine's RAM), then, in a fresh process,
   ``dqn`` trained from it through ``armfarm.train`` for ``--memory-steps`` steps: peak anonymous memory
@@ -41,25 +47,32 @@ from ceiling import matmul_rate  # noqa: E402
 HERE = Path(__file__).resolve().parent
 SHAPES = {"64x64x3": (64, 64, 3), "32x32x3": (32, 32, 3), "10x10x4": (10, 10, 4)}
 XLA_CONV_SHAPES = ("32x32x3", "10x10x4")  # XLA's own convolution is timed on these (at 64x64 it takes minutes a call)
+CONTINUOUS_ALGOS = ("td3bc", "iql", "cql", "bc")
+CONTINUOUS_SHAPES = ("64x64x3", "10x10x4")
 
 
-def _stats(shape):
+CONTINUOUS_ACT_DIM = 6  # the continuous learners act in [-1, 1]^6 (DMC cheetah's action size)
+
+
+def _stats(shape, discrete: bool = True):
     import numpy as np
 
     from armfarm.algos import DatasetStats
 
-    d = int(np.prod(shape))
-    return DatasetStats(obs_dim=d, act_dim=1, obs_mean=np.zeros(d), obs_std=np.ones(d), action_low=[0],
-                        action_high=[5], obs_shape=shape)
+    d, a = int(np.prod(shape)), 1 if discrete else CONTINUOUS_ACT_DIM
+    low, high = ([0], [5]) if discrete else ([-1.0] * a, [1.0] * a)
+    return DatasetStats(obs_dim=d, act_dim=a, obs_mean=np.zeros(d), obs_std=np.ones(d), action_low=low,
+                        action_high=high, obs_shape=shape, return_range=None if discrete else 100.0)
 
 
-def _batches(shape, k: int, b: int, seed: int):
+def _batches(shape, k: int, b: int, seed: int, discrete: bool = True):
     import numpy as np
 
     rng = np.random.default_rng(seed)
+    actions = (rng.integers(0, 6, (k, b, 1)) if discrete else rng.uniform(-1, 1, (k, b, CONTINUOUS_ACT_DIM)))
     return {"observations": rng.integers(0, 256, (k, b, *shape), dtype=np.uint8),
             "next_observations": rng.integers(0, 256, (k, b, *shape), dtype=np.uint8),
-            "actions": rng.integers(0, 6, (k, b, 1)).astype(np.float32),
+            "actions": actions.astype(np.float32),
             "rewards": rng.random((k, b), dtype=np.float32), "terminals": np.zeros((k, b), np.float32)}
 
 
@@ -69,7 +82,8 @@ def _xla_conv(x, w, stride):
     return jax.lax.conv_general_dilated(x, w, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
-def train_speed(encoder: str, shape, batch: int, k: int, seconds: float, repeats: int, conv: str) -> dict:
+def train_speed(encoder: str, shape, batch: int, k: int, seconds: float, repeats: int, conv: str,
+                algo_name: str = "dqn") -> dict:
     import jax
     import numpy as np
 
@@ -82,14 +96,14 @@ def train_speed(encoder: str, shape, batch: int, k: int, seconds: float, repeats
         conv_module.conv_im2col = _xla_conv
     try:
         fused._jitted_train.cache_clear()
-        algo = get_algorithm("dqn")
+        algo = get_algorithm(algo_name)
         config = algo.config_cls(encoder=encoder, batch_size=batch)
-        state = algo.init(config, _stats(shape), 0)
-        one = {key: v[0] for key, v in _batches(shape, 1, batch, 0).items()}
+        state = algo.init(config, _stats(shape, algo.discrete), 0)
+        one = {key: v[0] for key, v in _batches(shape, 1, batch, 0, algo.discrete).items()}
         cost = jax.jit(lambda s, b: algo.update(config, s, b)).lower(state, one).compile().cost_analysis()
         flops = float((cost[0] if isinstance(cost, list) else cost)["flops"])
         fn = make_train_fn(algo, config)
-        data = _batches(shape, k, batch, 1)
+        data = _batches(shape, k, batch, 1, algo.discrete)
         state, _ = fn(state, data)
         jax.block_until_ready(state)
         rates = []
@@ -100,11 +114,12 @@ def train_speed(encoder: str, shape, batch: int, k: int, seconds: float, repeats
                 jax.device_get(metrics)
                 steps += k
             rates.append(steps / (time.perf_counter() - t0))
-        params = sum(int(np.size(x)) for x in jax.tree.leaves(state["q"]["params"]))
+        trained = [group["params"] for group in state.values() if isinstance(group, dict) and "params" in group]
+        params = sum(int(np.size(x)) for x in jax.tree.leaves(trained))
     finally:
         conv_module.conv_im2col = original
         fused._jitted_train.cache_clear()
-    return {"encoder": encoder, "shape": list(shape), "batch": batch, "conv": conv, "flops_per_step": flops,
+    return {"algo": algo_name, "encoder": encoder, "shape": list(shape), "batch": batch, "conv": conv, "flops_per_step": flops,
             "steps_per_s": statistics.median(rates), "repeats": rates, "parameters": params}
 
 
@@ -245,6 +260,48 @@ def quadrant(where: Path, seeds=(0, 1, 2), steps: int = 2000) -> dict:
     return rows
 
 
+def dotpoint(where: Path, seeds=(0, 1, 2), steps: int = 1000) -> dict:
+    """``armfarm/DotPoint-v0`` (continuous actions from 16x16 images): the continuous learners on 2000
+    uniform-random episodes, evaluated on 200 episodes, beside the random policy."""
+    from armfarm.collect import collect
+    from armfarm.envs.behavior import BehaviorSpec, load_policy_or_random
+    from armfarm.evaluate.rollouts import evaluate_policy
+    from armfarm.policy import NumpyPolicy
+    from armfarm.train import train
+
+    env_id, store = "armfarm/DotPoint-v0", where / "store"
+    if not (store / "store.json").exists():
+        collect(env_id, store, BehaviorSpec("random"), episodes=2000)
+    rows = {"random": [evaluate_policy(load_policy_or_random("random", env_id), env_id, 200, seed=5).return_mean]}
+    for algo in CONTINUOUS_ALGOS:
+        lrs = {"lr": 1e-3} if algo == "bc" else {"actor_lr": 1e-3, "critic_lr": 1e-3}
+        rows[algo] = []
+        for seed in seeds:
+            print(f"dotpoint {algo} seed {seed} ...", file=sys.stderr, flush=True)
+            train(algo, store, where / f"{algo}-s{seed}", steps=steps, seed=seed, overwrite=True, config_overrides={
+                "batch_size": 64, "hidden": (64, 64), "encoder_channels": 8, "encoder_lr": 1e-3, **lrs})
+            policy = NumpyPolicy.load(where / f"{algo}-s{seed}" / "policy.npz")
+            rows[algo].append(evaluate_policy(policy, env_id, 200, seed=5).return_mean)
+    return rows
+
+
+def beside_ceiling(rows: list[dict], args) -> list[dict]:
+    """``rows`` of :func:`train_speed` with the matmul ceiling measured now (median of 3), printed as a table."""
+    rate = statistics.median(matmul_rate(4096, max(2.0, args.seconds / 2)) for _ in range(3))
+    for r in rows:
+        r["matmul_gflops"] = rate / 1e9
+        r["ceiling_steps_per_s"] = rate / r["flops_per_step"]
+        r["fraction"] = r["steps_per_s"] / r["ceiling_steps_per_s"]
+    print(f"\n{cpu_model()}, {cores()} cores; batch {args.batch}, K={args.k}; matmul {rate / 1e9:.1f} GFLOP/s")
+    print("| learner | encoder | images | conv | params | MFLOP/step | ceiling steps/s | steps/s | fraction |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['algo']} | {r['encoder']} | {'x'.join(map(str, r['shape']))} | {r['conv']} | {r['parameters']:,} | "
+              f"{r['flops_per_step'] / 1e6:.0f} | {r['ceiling_steps_per_s']:.1f} | {r['steps_per_s']:.2f} | "
+              f"{r['fraction']:.0%} |")
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", default="speed,latency,sampler")
@@ -267,19 +324,15 @@ def main(argv=None) -> int:
                 for conv in ("im2col", "xla") if name in XLA_CONV_SHAPES else ("im2col",):
                     print(f"speed {encoder} {name} {conv} ...", file=sys.stderr, flush=True)
                     rows.append(train_speed(encoder, shape, args.batch, args.k, args.seconds, args.repeats, conv))
-        rate = statistics.median(matmul_rate(4096, max(2.0, args.seconds / 2)) for _ in range(3))
-        for r in rows:
-            r["matmul_gflops"] = rate / 1e9
-            r["ceiling_steps_per_s"] = rate / r["flops_per_step"]
-            r["fraction"] = r["steps_per_s"] / r["ceiling_steps_per_s"]
-        report["speed"] = rows
-        print(f"\n{cpu_model()}, {cores()} cores; dqn, batch {args.batch}, K={args.k}; matmul {rate / 1e9:.1f} GFLOP/s")
-        print("| encoder | images | conv | params | MFLOP/step | ceiling steps/s | steps/s | fraction |")
-        print("|---|---|---|---:|---:|---:|---:|---:|")
-        for r in rows:
-            print(f"| {r['encoder']} | {'x'.join(map(str, r['shape']))} | {r['conv']} | {r['parameters']:,} | "
-                  f"{r['flops_per_step'] / 1e6:.0f} | {r['ceiling_steps_per_s']:.1f} | {r['steps_per_s']:.1f} | "
-                  f"{r['fraction']:.0%} |")
+        report["speed"] = beside_ceiling(rows, args)
+    if "continuous" in parts:
+        rows = []
+        for name in CONTINUOUS_SHAPES:
+            for algo in CONTINUOUS_ALGOS:
+                print(f"continuous {algo} drq {name} ...", file=sys.stderr, flush=True)
+                rows.append(train_speed("drq", SHAPES[name], args.batch, args.k, args.seconds, args.repeats, "im2col",
+                                        algo_name=algo))
+        report["continuous"] = beside_ceiling(rows, args)
     if "latency" in parts:
         report["latency"] = [latency(e, s) for s in SHAPES.values() for e in ("drq", "impala")]
         print("\n| encoder | image | NumPy policy median ms/action | p95 ms |\n|---|---|---:|---:|")
@@ -294,6 +347,11 @@ def main(argv=None) -> int:
     if "quadrant" in parts:
         r = report["quadrant"] = quadrant(HERE / "_out" / "pixels-quadrant")
         print("\n| policy | success (mean ± std over seeds) | seeds |\n|---|---:|---:|")
+        for name, values in r.items():
+            print(f"| {name} | {statistics.mean(values):.3f} ± {statistics.pstdev(values):.3f} | {len(values)} |")
+    if "dotpoint" in parts:
+        r = report["dotpoint"] = dotpoint(HERE / "_out" / "pixels-dotpoint")
+        print("\n| policy | return (mean ± std over seeds) | seeds |\n|---|---:|---:|")
         for name, values in r.items():
             print(f"| {name} | {statistics.mean(values):.3f} ± {statistics.pstdev(values):.3f} | {len(values)} |")
     if "memory" in parts:

@@ -156,3 +156,10 @@ def test_td3bc_points_at_a_dot_it_sees_from_random_data_in_a_store(tmp_path):
         scores[name] = evaluate_policy(policy, env_id, episodes=200, seed=5).return_mean
     assert scores["td3bc"] > -0.2, scores
     assert scores["bc"] < -0.6, scores
+
+
+def test_online_training_refuses_an_image_env_with_a_clear_error(tmp_path):
+    from armfarm.online import train_online
+
+    with pytest.raises(ValueError, match=r"\(16, 16, 1\) uint8 images; online training learns from state vectors"):
+        train_online("sac", "armfarm/DotPoint-v0", tmp_path / "run", steps=10)
