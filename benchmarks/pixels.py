@@ -21,6 +21,10 @@ convolution, the robot-side policy's latency, and the frame sampler from RAM and
 * **dotpoint**: ``armfarm/DotPoint-v0`` (point at a dot in a 16x16 image; reward ``-||a - p||``): 2000
   uniform-random episodes, then ``td3bc``, ``iql``, ``cql`` and ``bc`` from the images (3 seeds, 1000
   steps, batch 64, ``hidden=(64, 64)``, ``encoder_channels=8``, step sizes 1e-3), 200 evaluation episodes.
+* **d3rlpy** (after ``continuous`` and ``dotpoint`` in the same run): d3rlpy 2.8.1's ``td3bc``, ``iql``,
+  ``cql`` and ``bc`` with its ``PixelEncoderFactory`` set to DrQ's convolutions (``_d3rlpy_pixels.py``,
+  in ``.venv-d3rlpy``): steps/s at 64x64x3 and ``--batch``, beside ours; and DotPoint on the same
+  store's transitions, scored on 200 held-out images.
 * **memory** (not in the default parts; needs ``--memory-gb`` of free disk): a synthetic store of
   84x84x3 frames ``--memory-gb`` large (default 1.5x this machine's RAM), then, in a fresh process,
   ``dqn`` trained from it through ``armfarm.train`` for ``--memory-steps`` steps: peak anonymous memory
@@ -285,6 +289,43 @@ def dotpoint(where: Path, seeds=(0, 1, 2), steps: int = 1000) -> dict:
     return rows
 
 
+def d3rlpy_side(where: Path, batch: int, seconds: float, repeats: int) -> dict:
+    """d3rlpy 2.8.1's pixel learners (``_d3rlpy_pixels.py`` in ``.venv-d3rlpy``, made by
+    ``d3rlpy_env.sh``): speed at 64x64x3 and batch ``batch``, and DotPoint from the same store as
+    :func:`dotpoint`, scored on 200 held-out images."""
+    import subprocess
+
+    import gymnasium as gym
+    import numpy as np
+
+    import armfarm.envs  # noqa: F401  (registers DotPoint)
+    from armfarm.data import EpisodeStore
+
+    python = subprocess.run(["bash", str(HERE / "d3rlpy_env.sh")], capture_output=True, text=True,
+                            check=True).stdout.strip().splitlines()[-1]
+    script = str(HERE / "_d3rlpy_pixels.py")
+
+    def run(*argv) -> dict:
+        out = subprocess.run([python, script, *argv], capture_output=True, text=True, check=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    print("d3rlpy speed 64x64x3 ...", file=sys.stderr, flush=True)
+    result = {"speed": run("speed", "--shape", "64,64,3", "--batch", str(batch), "--seconds", str(seconds),
+                           "--repeats", str(repeats))}
+    episodes = list(EpisodeStore(where / "store").iter_episodes())
+    env = gym.make("armfarm/DotPoint-v0")
+    held_out = [env.reset(seed=10_000 + i) for i in range(200)]
+    npz = where / "dotpoint-d3rlpy.npz"
+    np.savez(npz, observations=np.stack([e.observations[0] for e in episodes]),
+             actions=np.stack([e.actions[0] for e in episodes]),
+             rewards=np.array([e.rewards[0] for e in episodes], np.float32),
+             eval_observations=np.stack([o for o, _ in held_out]),
+             eval_targets=np.stack([info["target"] for _, info in held_out]))
+    print("d3rlpy dotpoint ...", file=sys.stderr, flush=True)
+    result["dotpoint"] = run("dotpoint", str(npz), "--channels", "8", "--features", "64")
+    return result
+
+
 def beside_ceiling(rows: list[dict], args) -> list[dict]:
     """``rows`` of :func:`train_speed` with the matmul ceiling measured now (median of 3), printed as a table."""
     rate = statistics.median(matmul_rate(4096, max(2.0, args.seconds / 2)) for _ in range(3))
@@ -354,6 +395,18 @@ def main(argv=None) -> int:
         print("\n| policy | return (mean ± std over seeds) | seeds |\n|---|---:|---:|")
         for name, values in r.items():
             print(f"| {name} | {statistics.mean(values):.3f} ± {statistics.pstdev(values):.3f} | {len(values)} |")
+    if "d3rlpy" in parts:
+        r = report["d3rlpy"] = d3rlpy_side(HERE / "_out" / "pixels-dotpoint", args.batch, args.seconds, args.repeats)
+        ours = {row["algo"]: row["steps_per_s"] for row in report.get("continuous", []) if row["shape"] == [64, 64, 3]}
+        print(f"\n64x64x3, batch {args.batch}: steps/s\n| learner | armfarm | d3rlpy | ratio |\n|---|---:|---:|---:|")
+        for name, row in r["speed"]["algos"].items():
+            mine = ours.get(name)
+            ratio = f"{mine / row['steps_per_s']:.1f}x" if mine else "-"
+            print(f"| {name} | {mine if mine else '-'} | {row['steps_per_s']:.3f} | {ratio} |")
+        print("\n| d3rlpy on DotPoint | return (mean ± std over seeds) |\n|---|---:|")
+        for name, runs in r["dotpoint"]["algos"].items():
+            values = [x["return_mean"] for x in runs]
+            print(f"| {name} | {statistics.mean(values):.3f} ± {statistics.pstdev(values):.3f} |")
     if "memory" in parts:
         import os
 

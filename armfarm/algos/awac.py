@@ -33,6 +33,7 @@ from armfarm.algos.core.contract import Algorithm, register
 from armfarm.algos.core.distributions import gaussian_log_prob
 from armfarm.algos.core.export import mlp_policy
 from armfarm.algos.core.params import new_group, step_group
+from armfarm.algos.core.pixels import SeparateEncoderSettings, with_encoder
 from armfarm.algos.core.prng import seed_streams, split_key
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import critic_ensemble_apply, init_critic_ensemble, init_mlp, mlp_apply
@@ -42,7 +43,7 @@ NAME = "awac"
 
 
 @dataclasses.dataclass(frozen=True)
-class AWACConfig(ConfigBase):
+class AWACConfig(SeparateEncoderSettings, ConfigBase):
     """AWAC hyperparameters (defaults: CORL's AWAC on Gym MuJoCo)."""
 
     hidden: tuple[int, ...] = param((256, 256), "hidden layer widths of the actor and each critic")
@@ -136,6 +137,6 @@ def export_policy(config: AWACConfig, state: AgentState) -> NumpyPolicy:
     return mlp_policy(NAME, state["actor"]["params"]["net"], state, config.normalize_obs)
 
 
-ALGORITHM = register(Algorithm(NAME, "offline-to-online", AWACConfig, init, update, export_policy,
-                               "AWAC: advantage-weighted actor-critic, offline then online (Nair et al. 2020)",
-                               finetune={}))
+ALGORITHM = register(with_encoder(Algorithm(
+    NAME, "offline-to-online", AWACConfig, init, update, export_policy,
+    "AWAC: advantage-weighted actor-critic, offline then online (Nair et al. 2020)", finetune={}), ("critic_loss",)))

@@ -32,13 +32,14 @@ from armfarm.algos.core import sac_core
 from armfarm.algos.core.batches import AgentState, preprocess
 from armfarm.algos.core.config import ConfigBase, param
 from armfarm.algos.core.contract import Algorithm, register
+from armfarm.algos.core.pixels import SeparateEncoderSettings, with_encoder
 from armfarm.algos.core.prng import split_key
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import critic_apply, critic_ensemble_apply
 
 
 @dataclasses.dataclass(frozen=True)
-class EDACConfig(ConfigBase):
+class EDACConfig(SeparateEncoderSettings, ConfigBase):
     """EDAC hyperparameters (defaults: CORL's EDAC)."""
 
     hidden: tuple[int, ...] = param((256, 256, 256), "hidden layer widths of the actor and each critic")
@@ -130,7 +131,9 @@ def update(config: EDACConfig, state: AgentState, batch: dict) -> tuple[AgentSta
     return sac_core.step_all(config, state, grads, key), metrics
 
 
-EDAC = register(Algorithm("edac", "offline", EDACConfig, init, update, sac_core.policy_exporter("edac"),
-                          "EDAC: SAC with an N-critic ensemble and diversified action-gradients (An et al. 2021)"))
-SACN = register(Algorithm("sacn", "offline", SACNConfig, init, update, sac_core.policy_exporter("sacn"),
-                          "SAC-N: SAC with the minimum of an N-critic ensemble (An et al. 2021)"))
+EDAC = register(with_encoder(Algorithm(
+    "edac", "offline", EDACConfig, init, update, sac_core.policy_exporter("edac"),
+    "EDAC: SAC with an N-critic ensemble and diversified action-gradients (An et al. 2021)"), ("critic_loss",)))
+SACN = register(with_encoder(Algorithm(
+    "sacn", "offline", SACNConfig, init, update, sac_core.policy_exporter("sacn"),
+    "SAC-N: SAC with the minimum of an N-critic ensemble (An et al. 2021)"), ("critic_loss",)))

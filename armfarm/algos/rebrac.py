@@ -39,6 +39,7 @@ from armfarm.algos.core.config import ConfigBase, param
 from armfarm.algos.core.contract import Algorithm, register
 from armfarm.algos.core.export import mlp_policy
 from armfarm.algos.core.params import new_group, polyak, step_group
+from armfarm.algos.core.pixels import SeparateEncoderSettings, with_encoder
 from armfarm.algos.core.prng import seed_streams, split_key
 from armfarm.algos.core.stats import DatasetStats, make_norm
 from armfarm.nets.mlp import critic_ensemble_apply, init_critic_ensemble, init_mlp, mlp_apply
@@ -48,7 +49,7 @@ NAME = "rebrac"
 
 
 @dataclasses.dataclass(frozen=True)
-class ReBRACConfig(ConfigBase):
+class ReBRACConfig(SeparateEncoderSettings, ConfigBase):
     """ReBRAC hyperparameters (defaults: Tarasov et al. 2023, Table 6 and hopper-medium's penalties)."""
 
     hidden: tuple[int, ...] = param((256, 256, 256), "hidden layer widths of the actor")
@@ -164,6 +165,7 @@ def export_policy(config: ReBRACConfig, state: AgentState) -> NumpyPolicy:
     return mlp_policy(NAME, state["actor"]["params"], state, config.normalize_obs)
 
 
-ALGORITHM = register(Algorithm(NAME, "offline", ReBRACConfig, init, update, export_policy,
-                               "ReBRAC: TD3+BC with actor and critic BC penalties, LayerNorm critics "
-                               "(Tarasov et al. 2023)", batch_keys=(*BATCH_KEYS, "next_actions"), finetune={}))
+ALGORITHM = register(with_encoder(Algorithm(
+    NAME, "offline", ReBRACConfig, init, update, export_policy,
+    "ReBRAC: TD3+BC with actor and critic BC penalties, LayerNorm critics (Tarasov et al. 2023)",
+    batch_keys=(*BATCH_KEYS, "next_actions"), finetune={}), ("critic_loss",)))
