@@ -20,7 +20,8 @@ convolution, the robot-side policy's latency, and the frame sampler from RAM and
   steps, ``encoder_channels=8``, ``lr=1e-3``) and evaluated on 200 episodes, beside ``eval random``.
 * **dotpoint**: ``armfarm/DotPoint-v0`` (point at a dot in a 16x16 image; reward ``-||a - p||``): 2000
   uniform-random episodes, then ``td3bc``, ``iql``, ``cql`` and ``bc`` from the images (3 seeds, 1000
-  steps, batch 64, ``hidden=(64, 64)``, ``encoder_channels=8``, step sizes 1e-3), 200 evaluation episodes.
+  steps, batch 64, ``hidden=(64, 64)``, ``encoder_channels=8``, step sizes 1e-3), 200 evaluation
+  episodes; and the same from states (``armfarm/DotPointState-v0``: the dot's row and column).
 * **d3rlpy** (after ``continuous`` and ``dotpoint`` in the same run): d3rlpy 2.8.1's ``td3bc``, ``iql``,
   ``cql`` and ``bc`` with its ``PixelEncoderFactory`` set to DrQ's convolutions (``_d3rlpy_pixels.py``,
   in ``.venv-d3rlpy``): steps/s at 64x64x3 and ``--batch``, beside ours; and DotPoint on the same
@@ -265,28 +266,32 @@ def quadrant(where: Path, seeds=(0, 1, 2), steps: int = 2000) -> dict:
 
 
 def dotpoint(where: Path, seeds=(0, 1, 2), steps: int = 1000) -> dict:
-    """``armfarm/DotPoint-v0`` (continuous actions from 16x16 images): the continuous learners on 2000
-    uniform-random episodes, evaluated on 200 episodes, beside the random policy."""
+    """``armfarm/DotPoint-v0`` (continuous actions from 16x16 images) and the same task from states
+    (``armfarm/DotPointState-v0``): the continuous learners on 2000 uniform-random episodes of each,
+    evaluated on 200 episodes, beside the random policy."""
     from armfarm.collect import collect
     from armfarm.envs.behavior import BehaviorSpec, load_policy_or_random
     from armfarm.evaluate.rollouts import evaluate_policy
     from armfarm.policy import NumpyPolicy
     from armfarm.train import train
 
-    env_id, store = "armfarm/DotPoint-v0", where / "store"
-    if not (store / "store.json").exists():
-        collect(env_id, store, BehaviorSpec("random"), episodes=2000)
-    rows = {"random": [evaluate_policy(load_policy_or_random("random", env_id), env_id, 200, seed=5).return_mean]}
-    for algo in CONTINUOUS_ALGOS:
-        lrs = {"lr": 1e-3} if algo == "bc" else {"actor_lr": 1e-3, "critic_lr": 1e-3}
-        rows[algo] = []
-        for seed in seeds:
-            print(f"dotpoint {algo} seed {seed} ...", file=sys.stderr, flush=True)
-            train(algo, store, where / f"{algo}-s{seed}", steps=steps, seed=seed, overwrite=True, config_overrides={
-                "batch_size": 64, "hidden": (64, 64), "encoder_channels": 8, "encoder_lr": 1e-3, **lrs})
-            policy = NumpyPolicy.load(where / f"{algo}-s{seed}" / "policy.npz")
-            rows[algo].append(evaluate_policy(policy, env_id, 200, seed=5).return_mean)
-    return rows
+    result = {}
+    for observed, env_id, store in (("pixels", "armfarm/DotPoint-v0", where / "store"),
+                                    ("states", "armfarm/DotPointState-v0", where / "store-states")):
+        if not (store / "store.json").exists():
+            collect(env_id, store, BehaviorSpec("random"), episodes=2000)
+        rows = {"random": [evaluate_policy(load_policy_or_random("random", env_id), env_id, 200, seed=5).return_mean]}
+        for algo in CONTINUOUS_ALGOS:
+            lrs = {"lr": 1e-3} if algo == "bc" else {"actor_lr": 1e-3, "critic_lr": 1e-3}
+            rows[algo] = []
+            for seed in seeds:
+                print(f"dotpoint {observed} {algo} seed {seed} ...", file=sys.stderr, flush=True)
+                run = where / f"{observed}-{algo}-s{seed}"
+                train(algo, store, run, steps=steps, seed=seed, overwrite=True, config_overrides={
+                    "batch_size": 64, "hidden": (64, 64), "encoder_channels": 8, "encoder_lr": 1e-3, **lrs})
+                rows[algo].append(evaluate_policy(NumpyPolicy.load(run / "policy.npz"), env_id, 200, seed=5).return_mean)
+        result[observed] = rows
+    return result
 
 
 def d3rlpy_side(where: Path, batch: int, seconds: float, repeats: int) -> dict:
@@ -392,9 +397,11 @@ def main(argv=None) -> int:
             print(f"| {name} | {statistics.mean(values):.3f} ± {statistics.pstdev(values):.3f} | {len(values)} |")
     if "dotpoint" in parts:
         r = report["dotpoint"] = dotpoint(HERE / "_out" / "pixels-dotpoint")
-        print("\n| policy | return (mean ± std over seeds) | seeds |\n|---|---:|---:|")
-        for name, values in r.items():
-            print(f"| {name} | {statistics.mean(values):.3f} ± {statistics.pstdev(values):.3f} | {len(values)} |")
+        print("\n| policy | from pixels (mean ± std over seeds) | from states |\n|---|---:|---:|")
+        for name, values in r["pixels"].items():
+            states = r["states"][name]
+            print(f"| {name} | {statistics.mean(values):.3f} ± {statistics.pstdev(values):.3f} | "
+                  f"{statistics.mean(states):.3f} ± {statistics.pstdev(states):.3f} |")
     if "d3rlpy" in parts:
         r = report["d3rlpy"] = d3rlpy_side(HERE / "_out" / "pixels-dotpoint", args.batch, args.seconds, args.repeats)
         ours = {row["algo"]: row["steps_per_s"] for row in report.get("continuous", []) if row["shape"] == [64, 64, 3]}

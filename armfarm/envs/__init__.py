@@ -6,7 +6,8 @@
   (:mod:`armfarm.envs.fragile`).
 
 * ``armfarm/QuadrantDot-v0``, ``armfarm/DotPoint-v0``: one-step bandits from 16x16 images, with
-  discrete and continuous actions (:mod:`armfarm.envs.pixels`);
+  discrete and continuous actions, and ``armfarm/DotPointState-v0``, DotPoint from states
+  (:mod:`armfarm.envs.pixels`);
 * ``armfarm/MinAtar-<Game>-v0``: MinAtar's five games as ``uint8`` images (:mod:`armfarm.envs.minatar`,
   needs the optional ``minatar`` extra).
 
@@ -38,6 +39,9 @@ for _id, (_entry, _kwargs, _steps) in DAMAGE_TASKS.items():
 for _name in ("QuadrantDot", "DotPoint"):
     if f"armfarm/{_name}-v0" not in gym.registry:
         gym.register(f"armfarm/{_name}-v0", entry_point=f"armfarm.envs.pixels:{_name}", max_episode_steps=1)
+if "armfarm/DotPointState-v0" not in gym.registry:
+    gym.register("armfarm/DotPointState-v0", entry_point="armfarm.envs.pixels:DotPoint", kwargs={"observation": "state"},
+                 max_episode_steps=1)
 for _game in MINATAR_GAMES:
     if minatar_id(_game) not in gym.registry:
         gym.register(minatar_id(_game), entry_point="armfarm.envs.minatar:make_minatar", kwargs={"game": _game},

@@ -11,7 +11,8 @@ dot at a random place, and end after one step; the only way to beat chance is to
     Continuous actions: the action ``a in [-1, 1]^2`` points at the dot, whose centre is at
     ``p = (2 x / size - 1, 2 y / size - 1)`` (column, row), and the reward is ``-||a - p||_2``. A perfect
     policy scores 0; a uniform-random one about -1.03 and the best blind one (``a = 0``) about -0.75
-    (``info["target"]`` holds ``p``).
+    (``info["target"]`` holds ``p``). ``armfarm/DotPointState-v0`` is the same task from states: the
+    observation is the dot's (row, column) in pixels.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class _DotImage(gym.Env):
         image[r:r + 2, c:c + 2] = 255
         return image
 
+    def _observation(self) -> np.ndarray:
+        return self._image()
+
     def _info(self) -> dict:
         return {}
 
@@ -48,7 +52,7 @@ class _DotImage(gym.Env):
         # the 2x2 block lies inside one half on each axis
         rows = np.concatenate([np.arange(0, half - 1), np.arange(half, self.size - 1)])
         self._dot = (int(self.np_random.choice(rows)), int(self.np_random.choice(rows)))
-        return self._image(), self._info()
+        return self._observation(), self._info()
 
     def render(self):
         return np.repeat(self._image(), 3, axis=2)
@@ -74,15 +78,24 @@ class QuadrantDot(_DotImage):
         if not self.action_space.contains(int(action)):
             raise ValueError(f"action must be one of 0..3, got {action!r}")
         reward = float(int(action) == self.quadrant())
-        return self._image(), reward, True, False, self._info()
+        return self._observation(), reward, True, False, self._info()
 
 
 class DotPoint(_DotImage):
-    """See the module docstring."""
+    """See the module docstring. ``observation="state"`` shows the dot's row and column (pixels, as
+    float32) instead of the image: the same task from states (``armfarm/DotPointState-v0``)."""
 
-    def __init__(self, size: int = 16, render_mode: str | None = None):
+    def __init__(self, size: int = 16, render_mode: str | None = None, observation: str = "image"):
         super().__init__(size, render_mode)
+        if observation not in ("image", "state"):
+            raise ValueError(f"observation must be 'image' or 'state', got {observation!r}")
+        self.observation = observation
+        if observation == "state":
+            self.observation_space = gym.spaces.Box(0.0, float(self.size - 2), (2,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def _observation(self) -> np.ndarray:
+        return np.asarray(self._dot, np.float32) if self.observation == "state" else self._image()
 
     def target(self) -> np.ndarray:
         """The point the best action names: the dot's centre (column, row) scaled to ``[-1, 1]``."""
@@ -97,4 +110,4 @@ class DotPoint(_DotImage):
         if action.shape != (2,) or not np.all(np.isfinite(action)):
             raise ValueError(f"action must be 2 finite numbers, got {action!r}")
         reward = -float(np.linalg.norm(np.clip(action, -1.0, 1.0) - self.target()))
-        return self._image(), reward, True, False, self._info()
+        return self._observation(), reward, True, False, self._info()
