@@ -163,3 +163,22 @@ def test_online_training_refuses_an_image_env_with_a_clear_error(tmp_path):
 
     with pytest.raises(ValueError, match=r"\(16, 16, 1\) uint8 images; online training learns from state vectors"):
         train_online("sac", "armfarm/DotPoint-v0", tmp_path / "run", steps=10)
+
+
+def test_stacked_frames_train_and_the_published_policy_stacks_them_itself(tmp_path):
+    """frame_stack=2 on an image store: the sampler stacks frames by index, the encoder takes both, and
+    the exported policy, given one frame at a time, stacks the episode's last two itself."""
+    from armfarm.collect import collect
+    from armfarm.envs.behavior import BehaviorSpec
+    from armfarm.train import train as train_run
+
+    collect("armfarm/DotPoint-v0", tmp_path / "store", BehaviorSpec("random"), episodes=64)
+    train_run("iql", tmp_path / "store", tmp_path / "run", steps=20, steps_per_call=10, config_overrides={
+        "batch_size": 16, "hidden": (16,), "encoder_channels": 4, "frame_stack": 2})
+    policy = NumpyPolicy.load(tmp_path / "run" / "policy.npz")
+    assert policy.frame_stack == 2 and policy.encoder.input_shape == (16, 16, 2)
+    frames = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 1), dtype=np.uint8)
+    policy.reset()
+    policy(frames[0])  # the first frame stands in for the missing one before it
+    second = policy(frames[1])
+    np.testing.assert_allclose(second, policy(np.concatenate([frames[0], frames[1]], axis=-1)), atol=1e-6)
