@@ -122,8 +122,8 @@ class _Strict(BaseModel):
 class ArraySpecBody(_Strict):
     shape: list[Annotated[int, Field(ge=1, le=1 << 20)]] = Field(max_length=8)
     dtype: _DTYPES
-    low: list[Any] | None = None
-    high: list[Any] | None = None
+    low: list[Any] | int | float | None = None  # a number for a scalar (a Discrete space's first action)
+    high: list[Any] | int | float | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
