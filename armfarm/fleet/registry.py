@@ -113,6 +113,26 @@ class PolicyVersion:
         }
 
 
+def _misfit(policy: NumpyPolicy, spec: StoreSpec) -> str | None:
+    """Why ``policy`` cannot act for robots of ``spec`` (a :class:`StoreSpec`), or None: its input size,
+    and either its continuous action size or, for a ``Discrete(n, start)`` space, an argmax over ``n``
+    choices numbered from ``start``."""
+    choices = spec.action.num_choices
+    if choices is not None:
+        start = int(spec.action.low)
+        if policy.output != "argmax" or policy.act_dim != choices or policy.action_offset != start:
+            what = (f"picks one of {policy.act_dim} actions from {policy.action_offset}" if policy.output == "argmax"
+                    else f"outputs {policy.act_dim} continuous actions")
+            return f"the policy {what}, but the fleet's robots act in Discrete({choices}, start={start})"
+    elif policy.output != "tanh" or policy.act_dim != spec.act_dim:
+        what = "picks discrete actions" if policy.output == "argmax" else f"outputs {policy.act_dim} actions"
+        return f"the policy {what}, but the fleet's robots take {spec.act_dim} continuous actions"
+    if policy.obs_dim != spec.obs_dim:
+        return (f"the policy reads {policy.obs_dim} observation features, but the fleet's robots observe "
+                f"{spec.obs_dim}")
+    return None
+
+
 def policy_config(policy: NumpyPolicy) -> dict[str, Any]:
     """What a robot needs to know about a policy before running it (the weights hold the rest)."""
     return {
@@ -304,12 +324,9 @@ class Registry:
                         message = str(e).replace(unpacked, "the upload's shield")
                         raise FleetError(422, f"the policy's shield cannot be used: {message}") from None
             spec = self.store.spec
-            if spec is not None and (policy.obs_dim, policy.act_dim) != (spec.obs_dim, spec.act_dim):
-                raise FleetError(
-                    422,
-                    f"the policy maps {policy.obs_dim} observation features to {policy.act_dim} actions, "
-                    f"but the fleet's robots have {spec.obs_dim} and {spec.act_dim}",
-                )
+            misfit = None if spec is None else _misfit(policy, spec)
+            if misfit is not None:
+                raise FleetError(422, misfit)
             os.replace(tmp, self.policy_path(digest))
         finally:
             tmp.unlink(missing_ok=True)

@@ -112,36 +112,46 @@ def test_a_shielded_farm_refits_the_shield_each_round_and_gates_on_cost(tmp_path
     check_nothing_lost(farm)
 
 
-def test_a_farm_learns_continuous_actions_from_pixels_and_its_robots_run_the_image_policy(tmp_path):
-    """DotPoint (point at a dot seen in a 16x16 image): robots store uint8 images, TD3+BC learns through
-    its encoder, the candidate beats the random default on the gate, and the robots then act with the
-    published image policy, run by NumPy."""
+PIXEL_FARMS = {
+    # point at a dot: continuous actions; random scores about -1.0, the blind a = 0 about -0.75
+    "DotPoint-td3bc": ("armfarm/DotPoint-v0", "td3bc", -0.7, {
+        "algo_config.hidden": "64,64", "algo_config.actor_lr": "1e-3", "algo_config.critic_lr": "1e-3",
+        "algo_config.encoder_lr": "1e-3"}),
+    # name the dot's quadrant: Discrete(4); random scores about 0.25
+    "QuadrantDot-dqn": ("armfarm/QuadrantDot-v0", "dqn", 0.3, {"algo_config.hidden": "64", "algo_config.lr": "1e-3"}),
+}
+
+
+@pytest.mark.parametrize("case", PIXEL_FARMS)
+def test_a_farm_learns_from_pixels_and_its_robots_run_the_image_policy(case, tmp_path):
+    """One-step pixel tasks: robots store uint8 images, the learner trains through its encoder, the
+    candidate beats the random default on the gate and is published, and the robots then act with the
+    image policy, run by NumPy."""
     import numpy as np
     from farmlib import FAST, free_port
 
     from armfarm.farm.config import init
     from armfarm.fleet.registry import Registry
 
+    env_id, algo, beats, algo_settings = PIXEL_FARMS[case]
     farm = tmp_path / "farm"
     settings = {**{k: FAST[k] for k in ("policy_poll_s", "backoff_s", "backoff_max_s", "steps_per_call")},
                 "port": str(free_port()), "episodes_per_round": "300", "gradient_steps": "1000",
                 "control_hz": "25",  # one-step episodes: paced, so the uploads keep up and the rounds see v1's
-                "checkpoint_every": "500", "eval_episodes": "50", "algo_config.hidden": "64,64",
-                "algo_config.batch_size": "64", "algo_config.encoder_channels": "8", "algo_config.actor_lr": "1e-3",
-                "algo_config.critic_lr": "1e-3", "algo_config.encoder_lr": "1e-3"}
-    init(farm, "armfarm/DotPoint-v0", robots=2, algo="td3bc", overrides=settings)
+                "checkpoint_every": "500", "eval_episodes": "50", "algo_config.batch_size": "64",
+                "algo_config.encoder_channels": "8", **algo_settings}
+    init(farm, env_id, robots=2, algo=algo, overrides=settings)
     code, out, err = finish(start(farm, "--rounds", "2"))
     assert code == 0, err[-3000:]
     status = json.loads(subprocess.run([sys.executable, "-m", "armfarm.cli.main", "farm", "status", str(farm),
                                         "--json"], capture_output=True, text=True, check=True).stdout)
     first = status["rounds"][0]
     assert first["promoted"] and "default behaviour (random)" in first["reason"], first["reason"]
-    assert first["candidate"]["eval"]["return_mean"] > -0.7  # random scores about -1.0, blind a = 0 about -0.75
+    assert first["candidate"]["eval"]["return_mean"] > beats
 
     store = check_nothing_lost(farm)
     episode = store.read_episode(store.snapshot()[0].episode_id)
     assert episode.observations.dtype == np.uint8 and episode.observations.shape[1:] == (16, 16, 1)
-    published = {p.version for p in Registry(store).policies()}
-    assert 1 in published
+    assert 1 in {p.version for p in Registry(store).policies()}
     versions = {r.policy_id.split(":")[0] for r in store.snapshot()}
     assert "v1" in versions, versions  # the robots collected with the image policy once it was live

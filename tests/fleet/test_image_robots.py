@@ -4,6 +4,7 @@ store is what the robot saw and did, byte for byte, under the store's strict spe
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from fleetlib import ThreadServer
 
 from armfarm.fleet.server import ServerConfig
@@ -28,3 +29,32 @@ def test_image_robots_with_discrete_actions_upload_what_they_saw_and_did(tmp_pat
         rows, cols = np.nonzero(e.observations[0, :, :, 0])
         quadrant = 2 * int(rows.min() >= 8) + int(cols.min() >= 8)
         assert e.rewards[0] == float(int(e.actions[0]) == quadrant)
+
+
+def test_a_discrete_fleet_takes_argmax_policies_over_its_choices_and_refuses_others(tmp_path):
+    from armfarm.algos import DatasetStats, get_algorithm
+    from armfarm.fleet.errors import FleetError
+    from armfarm.fleet.registry import Registry
+
+    with ThreadServer(ServerConfig(store=tmp_path / "store")) as server:
+        assert run_sim(server.url, server.admin_token, "armfarm/QuadrantDot-v0", robots=1, episodes=1,
+                       spool_dir=tmp_path / "spools").ok
+        registry = Registry(server.store)
+
+        def published(name: str, low: float, high: float, act_dim: int = 1) -> int:
+            algo = get_algorithm(name)
+            stats = DatasetStats(obs_dim=256, act_dim=act_dim, obs_mean=np.zeros(256), obs_std=np.ones(256),
+                                 action_low=[low] * act_dim, action_high=[high] * act_dim, obs_shape=(16, 16, 1))
+            config = algo.config_cls(encoder_channels=4)
+            policy = algo.export_policy(config, algo.init(config, stats, 0))
+            path = policy.save(tmp_path / f"{name}-{low}-{high}.npz")
+            return registry.publish(path.read_bytes(), name).version
+
+        assert published("dqn", 0, 3) == 1
+        with pytest.raises(FleetError, match=r"picks one of 5 actions from 0, but the fleet's robots act in "
+                                             r"Discrete\(4, start=0\)"):
+            published("dqn", 0, 4)
+        with pytest.raises(FleetError, match="picks one of 4 actions from 1"):
+            published("dqn", 1, 4)
+        with pytest.raises(FleetError, match="outputs 2 continuous actions, but the fleet's robots act in Discrete"):
+            published("td3bc", -1, 1, act_dim=2)
