@@ -138,4 +138,7 @@ def test_bad_policies(server, tmp_path):
     NumpyPolicy([rng.normal(size=(5, 3))], [np.zeros(3)]).save(tmp_path / "small.npz")
     response = publish((tmp_path / "small.npz").read_bytes())
     assert response.status_code == 422 and "5 observation features" in response.json()["detail"]
+    NumpyPolicy([rng.normal(size=(11, 2))], [np.zeros(2)]).save(tmp_path / "narrow.npz")
+    response = publish((tmp_path / "narrow.npz").read_bytes())
+    assert response.status_code == 422 and "outputs 2 actions, but the fleet's robots take 3" in response.json()["detail"]
     assert httpx.get(f"{server.url}/v1/policies", headers=bearer(server.admin_token)).json() == before
