@@ -125,7 +125,7 @@ def test_registering_twice_is_a_conflict(server, robot):
     assert response.status_code == 409 and "already registered" in response.json()["detail"]
 
 
-def test_bad_policies(server, tmp_path):
+def test_bad_policies(server, robot, tmp_path):  # a registered robot gives the store its spec
     from armfarm.policy import NumpyPolicy
 
     def publish(data):
