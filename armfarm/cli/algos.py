@@ -18,8 +18,10 @@ def algos(
 
     with common.user_errors():
         if name is None:
-            rows = [(a.name, a.kind, a.summary) for a in algorithms().values()]
-            header = ("name", "kind", "what it is")
+            rows = [(a.name, a.kind, "states, images" if a.images else "states and goals" if a.goal_conditioned
+                     else "states", "discrete" if a.discrete else "continuous", a.summary)
+                    for a in algorithms().values()]
+            header = ("name", "kind", "observations", "actions", "what it is")
         else:
             algo = get_algorithm(name)
             rows = [(f, kind, repr(default), doc) for f, kind, default, doc in describe_config(algo.config_cls)]
