@@ -272,8 +272,8 @@ def load(farm_dir: str | Path) -> FarmConfig:
 
 
 def check_env(config: FarmConfig) -> None:
-    """Refuse an unknown environment id, or one whose actions or observations ``config.algo`` cannot
-    learn from, with a one-line error."""
+    """Refuse an unknown environment id, or one whose actions or observations ``config.algo`` (or, with
+    ``shield``, the shield) cannot learn from, with a one-line error."""
     from armfarm.algos import check_fits
     from armfarm.data.schema import StoreSpec
     from armfarm.envs.registry import make_env
@@ -287,6 +287,13 @@ def check_env(config: FarmConfig) -> None:
         check_fits(config.algo, spec, config.env)
     except ValueError as e:
         raise ValueError(f"farm setting algo={config.algo!r} is not allowed: {e}") from None
+    if config.shield:
+        from armfarm.shield.fit import check_shieldable
+
+        try:
+            check_shieldable(spec, config.env)
+        except ValueError as e:
+            raise ValueError(f"farm setting shield=true is not allowed: {e}") from None
 
 
 def init(farm_dir: str | Path, env: str, robots: int | None = None, algo: str | None = None,

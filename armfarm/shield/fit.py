@@ -39,6 +39,17 @@ from armfarm.shield.runtime import LOG_STD_RANGE, Shield
 CALIBRATION_SAMPLE = 100_000  # data pairs scored to calibrate the support threshold
 
 
+def check_shieldable(spec, source: str) -> None:
+    """Refuse, naming ``source``, data a shield cannot learn from: its networks read state vectors and
+    act in a ``Box`` (``spec`` a :class:`~armfarm.data.schema.StoreSpec`)."""
+    if spec.action.num_choices is not None:
+        raise ValueError(f"{source} has discrete actions ({spec.action.num_choices} choices); the shield guards "
+                         "continuous (Box) actions only")
+    if spec.obs_keys is None and spec.observation.is_image:
+        raise ValueError(f"{source} has {spec.observation.shape} uint8 images; the shield learns from state "
+                         "vectors only")
+
+
 def fit_shield(
     store_path: str | Path,
     out_dir: str | Path,
@@ -95,6 +106,8 @@ def fit_shield(
         policies["recovery"] = resolve_policy_path(recovery_policy)
 
     store = EpisodeStore(store_path)
+    if store.spec is not None:
+        check_shieldable(store.spec, str(store_path))
     data = TransitionDataset.from_store(store)
     spec = store.spec
     stats = DatasetStats.from_dataset(data, action_low=spec.action.low, action_high=spec.action.high)

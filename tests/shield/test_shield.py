@@ -224,3 +224,21 @@ def test_a_damaged_shield_directory_is_refused_with_the_file_named(tmp_path, dam
                 "bad field": "cost.budget", "no weights": "weights.npz", "bad weights": "weights.npz",
                 "nan weights": "cost critic", "wrong shape": "behaviour model"}[damage]
     assert expected in str(raised.value)
+
+
+@pytest.mark.parametrize("env_id,message", [
+    ("armfarm/DotPoint-v0", r"\(16, 16, 1\) uint8 images; the shield learns from state vectors only"),
+    ("armfarm/QuadrantDot-v0", r"discrete actions \(4 choices\); the shield guards continuous \(Box\) actions only"),
+])
+def test_a_shield_is_refused_for_images_or_discrete_actions_before_it_fits(tmp_path, env_id, message):
+    from armfarm.collect import collect
+    from armfarm.envs.behavior import BehaviorSpec
+    from armfarm.farm.config import init
+
+    collect(env_id, tmp_path / "store", BehaviorSpec("random"), episodes=4, workers=1)
+    with pytest.raises(ValueError, match=message):
+        fit_shield(tmp_path / "store", tmp_path / "shield", steps=10)
+    assert not (tmp_path / "shield").exists()
+    algo = "dqn" if "Quadrant" in env_id else "td3bc"
+    with pytest.raises(ValueError, match=f"shield=true is not allowed: {env_id} has {message}"):
+        init(tmp_path / "farm", env_id, algo=algo, overrides={"shield": "true"})
